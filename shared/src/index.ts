@@ -1,0 +1,5 @@
+export * from "./api-error";
+export * from "./api-key";
+export * from "./auth";
+export * from "./lifecycle";
+export * from "./runtimes";

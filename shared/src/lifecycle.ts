@@ -1,0 +1,27 @@
+import { z } from "zod";
+
+/** queued → leased → running → succeeded | failed | timed_out | cancelled */
+export const executionStatuses = ["queued", "leased", "running", "succeeded", "failed", "timed_out", "cancelled"] as const;
+export const executionStatusSchema = z.enum(executionStatuses);
+export type ExecutionStatus = z.infer<typeof executionStatusSchema>;
+
+export const finalStatuses: readonly ExecutionStatus[] = ["succeeded", "failed", "timed_out", "cancelled"];
+export function isFinalStatus(status: ExecutionStatus): boolean {
+  return finalStatuses.includes(status);
+}
+
+export const eventTypes = [
+  "queued",
+  "leased",
+  "started",
+  "heartbeat_lost",
+  "retried",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "cancelled",
+  "api_key_created",
+  "api_key_revoked",
+  "worker_registered",
+] as const;
+export type EventType = (typeof eventTypes)[number];
