@@ -3,3 +3,5 @@ export * from "./api-key";
 export * from "./auth";
 export * from "./lifecycle";
 export * from "./runtimes";
+export * from "./executions";
+export * from "./agent-protocol";
