@@ -1,30 +1,389 @@
 import { DurableObject } from "cloudflare:workers";
+import type { CompleteRequest } from "../../shared/src/agent-protocol";
+import type { LogLine } from "../../shared/src/executions";
 import type { Env } from "../../worker/src/env";
+import { D1Mirror } from "./d1-mirror";
+import { LeaseWaiters } from "./lease-waiters";
+import { SCHEDULER_SCHEMA } from "./scheduler-schema";
+import {
+  ACTIVE_STATES,
+  LEASE_MS,
+  MAX_ATTEMPTS,
+  MAX_LOG_LINES,
+  type EnqueueItem,
+  type LeasedTask,
+  type TaskPayload,
+  type TaskRow,
+  type TaskState,
+} from "./task-record";
+
+export type CompletionOutcome = "accepted" | "duplicate" | "stale" | "retrying";
+export type AttemptRevocation = "cancelled" | "lease_lost" | "finished";
+
+export interface LogRead {
+  lines: LogLine[];
+  lastSeq: number;
+  state: TaskState | null;
+  droppedLines: number;
+}
 
 /**
- * One per account (named by account id): serializes scheduling for that account — the queue,
- * leases and attempts — and fans out live logs. State is loaded inside `blockConcurrencyWhile`
- * so no request sees a half-initialised object.
+ * One per account (addressed by `idFromName(accountId)`): the source of truth for that account's
+ * queue, leases and attempts, and its live log buffer. Every mutation is a synchronous SQLite
+ * transaction on the object's own storage, so concurrent calls see a consistent queue; the D1
+ * mirror is written afterwards with idempotent statements.
  */
 export class AccountScheduler extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly waiters = new LeaseWaiters();
+  private accountId: string | null = null;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
-      this.ctx.storage.sql.exec(
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-      );
+      for (const statement of SCHEDULER_SCHEMA) this.sql.exec(statement);
+      this.accountId = this.meta("account_id");
     });
   }
 
-  /** The account this object serves; set on first use so misrouted calls are caught. */
-  async bindAccount(accountId: string): Promise<string> {
-    const existing = this.ctx.storage.sql
-      .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'account_id'")
-      .toArray()[0];
-    if (existing && existing.value !== accountId) {
-      throw new Error(`AccountScheduler for ${existing.value} was called for ${accountId}: route by idFromName(accountId)`);
+  private meta(key: string): string | null {
+    return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+  }
+
+  private mirror(): D1Mirror {
+    if (!this.accountId) throw new Error("AccountScheduler used before enqueue bound it to an account");
+    return new D1Mirror(this.env.DB, this.accountId);
+  }
+
+  private bindAccount(accountId: string): void {
+    if (this.accountId && this.accountId !== accountId) {
+      throw new Error(`AccountScheduler of ${this.accountId} was called for ${accountId}: address it with idFromName(accountId)`);
     }
-    if (!existing) this.ctx.storage.sql.exec("INSERT INTO meta (key, value) VALUES ('account_id', ?)", accountId);
-    return accountId;
+    if (!this.accountId) {
+      this.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('account_id', ?)", accountId);
+      this.accountId = accountId;
+    }
+  }
+
+  private task(executionId: string): TaskRow | null {
+    return this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE execution_id = ?", executionId).toArray()[0] ?? null;
+  }
+
+  /** Adds executions to the queue; enqueuing one twice is a no-op (the D1 insert decides identity). */
+  async enqueue(accountId: string, items: EnqueueItem[], batch?: { id: string; parallel: number }): Promise<void> {
+    this.bindAccount(accountId);
+    this.ctx.storage.transactionSync(() => {
+      if (batch) {
+        this.sql.exec(
+          "INSERT INTO batches (batch_id, parallel) VALUES (?, ?) ON CONFLICT (batch_id) DO UPDATE SET parallel = excluded.parallel",
+          batch.id,
+          batch.parallel,
+        );
+      }
+      for (const item of items) {
+        this.sql.exec(
+          `INSERT OR IGNORE INTO tasks (execution_id, batch_id, state, attempt, payload, enqueued_at)
+           VALUES (?, ?, 'queued', 0, ?, ?)`,
+          item.executionId,
+          item.payload.batch_id,
+          JSON.stringify(item.payload),
+          Date.now(),
+        );
+      }
+    });
+    this.waiters.wakeAll();
+  }
+
+  /**
+   * Long-poll for work: returns up to `freeSlots` leases at once (so one request can fill an
+   * agent), or an empty list after `waitMs` without work. Batch parallelism caps are enforced here,
+   * so they hold whether or not the CLI that submitted the batch is still connected.
+   */
+  async lease(accountId: string, workerId: string, freeSlots: number, waitMs: number): Promise<LeasedTask[]> {
+    this.bindAccount(accountId);
+    this.sql.exec(
+      "INSERT INTO workers_seen (worker_id, last_seen) VALUES (?, ?) ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen",
+      workerId,
+      Date.now(),
+    );
+    if (freeSlots <= 0) return [];
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const leased = this.takeQueued(workerId, freeSlots);
+      if (leased.length > 0) {
+        await this.ensureAlarm();
+        const mirror = this.mirror();
+        await Promise.all(leased.map((t) => mirror.leased(t.executionId, t.attempt, workerId, Date.now())));
+        return leased;
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return [];
+      await this.waiters.wait(remaining);
+    }
+  }
+
+  private takeQueued(workerId: string, freeSlots: number): LeasedTask[] {
+    return this.ctx.storage.transactionSync(() => {
+      const running = new Map<string, number>();
+      for (const row of this.sql.exec<{ batch_id: string; n: number }>(
+        "SELECT batch_id, COUNT(*) AS n FROM tasks WHERE state IN ('leased', 'running') AND batch_id IS NOT NULL GROUP BY batch_id",
+      )) {
+        running.set(row.batch_id, row.n);
+      }
+      const caps = new Map<string, number>();
+      for (const row of this.sql.exec<{ batch_id: string; parallel: number }>("SELECT batch_id, parallel FROM batches")) {
+        caps.set(row.batch_id, row.parallel);
+      }
+      const now = Date.now();
+      const leased: LeasedTask[] = [];
+      // Scan in queue order; a batch at its cap is skipped so other work can still flow.
+      for (const row of this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE state = 'queued' ORDER BY enqueued_at, rowid")) {
+        if (leased.length >= freeSlots) break;
+        if (row.batch_id) {
+          const cap = caps.get(row.batch_id);
+          const active = running.get(row.batch_id) ?? 0;
+          if (cap !== undefined && active >= cap) continue;
+          running.set(row.batch_id, active + 1);
+        }
+        const attempt = row.attempt + 1;
+        const leaseExpiresAt = now + LEASE_MS;
+        leased.push({ executionId: row.execution_id, attempt, leaseExpiresAt, payload: JSON.parse(row.payload) as TaskPayload });
+      }
+      for (const task of leased) {
+        this.sql.exec(
+          "UPDATE tasks SET state = 'leased', attempt = ?, worker_id = ?, lease_expires_at = ?, started_at = NULL WHERE execution_id = ?",
+          task.attempt,
+          workerId,
+          task.leaseExpiresAt,
+          task.executionId,
+        );
+      }
+      return leased;
+    });
+  }
+
+  private isCurrent(row: TaskRow | null, attempt: number, workerId?: string): boolean {
+    return (
+      row !== null &&
+      ACTIVE_STATES.includes(row.state) &&
+      row.attempt === attempt &&
+      (workerId === undefined || row.worker_id === workerId)
+    );
+  }
+
+  /** Fencing check for uploads: only the live attempt of an active execution may write outputs. */
+  async isCurrentAttempt(executionId: string, attempt: number): Promise<boolean> {
+    return this.isCurrent(this.task(executionId), attempt);
+  }
+
+  /** Extends live leases; tells the agent which containers to stop. */
+  async heartbeat(
+    workerId: string,
+    leases: { execution_id: string; attempt: number }[],
+  ): Promise<{ valid: { execution_id: string; attempt: number; lease_expires_at: number }[]; revoked: { execution_id: string; attempt: number; reason: AttemptRevocation }[] }> {
+    const now = Date.now();
+    const valid: { execution_id: string; attempt: number; lease_expires_at: number }[] = [];
+    const revoked: { execution_id: string; attempt: number; reason: AttemptRevocation }[] = [];
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("UPDATE workers_seen SET last_seen = ? WHERE worker_id = ?", now, workerId);
+      for (const ref of leases) {
+        const row = this.task(ref.execution_id);
+        if (this.isCurrent(row, ref.attempt, workerId)) {
+          const leaseExpiresAt = now + LEASE_MS;
+          this.sql.exec("UPDATE tasks SET lease_expires_at = ? WHERE execution_id = ?", leaseExpiresAt, ref.execution_id);
+          valid.push({ ...ref, lease_expires_at: leaseExpiresAt });
+        } else {
+          const reason: AttemptRevocation =
+            row?.state === "cancelled" ? "cancelled" : row && row.attempt === ref.attempt ? "finished" : "lease_lost";
+          revoked.push({ ...ref, reason });
+        }
+      }
+    });
+    return { valid, revoked };
+  }
+
+  async started(workerId: string, executionId: string, attempt: number): Promise<boolean> {
+    const row = this.task(executionId);
+    if (!row || !this.isCurrent(row, attempt, workerId)) return false;
+    if (row.state === "running") return true; // a replayed "started" changes nothing
+    const now = Date.now();
+    this.sql.exec("UPDATE tasks SET state = 'running', started_at = ? WHERE execution_id = ?", now, executionId);
+    await this.mirror().started(executionId, attempt, now);
+    return true;
+  }
+
+  /**
+   * Stores a batch of log lines. Lines are deduplicated by (attempt, agent sequence), so a
+   * replayed batch adds nothing, and renumbered into one gap-free per-execution sequence that
+   * readers resume from.
+   */
+  async appendLogs(workerId: string, executionId: string, attempt: number, lines: LogLine[]): Promise<boolean> {
+    const row = this.task(executionId);
+    if (!this.isCurrent(row, attempt, workerId)) return false;
+    this.ctx.storage.transactionSync(() => {
+      const state = this.sql
+        .exec<{ next_seq: number; dropped: number }>("SELECT next_seq, dropped FROM log_state WHERE execution_id = ?", executionId)
+        .toArray()[0] ?? { next_seq: 1, dropped: 0 };
+      let { next_seq: nextSeq, dropped } = state;
+      for (const line of lines) {
+        const seen = this.sql
+          .exec("SELECT 1 FROM log_sources WHERE execution_id = ? AND attempt = ? AND source_seq = ?", executionId, attempt, line.seq)
+          .toArray().length > 0;
+        if (seen) continue;
+        this.sql.exec("INSERT INTO log_sources (execution_id, attempt, source_seq) VALUES (?, ?, ?)", executionId, attempt, line.seq);
+        if (nextSeq > MAX_LOG_LINES) {
+          dropped += 1;
+          continue;
+        }
+        this.sql.exec(
+          "INSERT INTO logs (execution_id, seq, stream, ts, text) VALUES (?, ?, ?, ?, ?)",
+          executionId,
+          nextSeq,
+          line.stream,
+          line.ts,
+          line.text,
+        );
+        nextSeq += 1;
+      }
+      this.sql.exec(
+        "INSERT INTO log_state (execution_id, next_seq, dropped) VALUES (?, ?, ?) ON CONFLICT (execution_id) DO UPDATE SET next_seq = excluded.next_seq, dropped = excluded.dropped",
+        executionId,
+        nextSeq,
+        dropped,
+      );
+    });
+    return true;
+  }
+
+  async readLogs(executionId: string, afterSeq: number, limit: number): Promise<LogRead> {
+    const lines = this.sql
+      .exec<{ seq: number; stream: LogLine["stream"]; ts: number; text: string }>(
+        "SELECT seq, stream, ts, text FROM logs WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        executionId,
+        afterSeq,
+        limit,
+      )
+      .toArray()
+      .map((l) => ({ seq: l.seq, stream: l.stream, ts: l.ts, text: l.text }));
+    const state = this.sql
+      .exec<{ next_seq: number; dropped: number }>("SELECT next_seq, dropped FROM log_state WHERE execution_id = ?", executionId)
+      .toArray()[0];
+    return {
+      lines,
+      lastSeq: lines.at(-1)?.seq ?? afterSeq,
+      state: this.task(executionId)?.state ?? null,
+      droppedLines: state?.dropped ?? 0,
+    };
+  }
+
+  /**
+   * Finishes an attempt exactly once. A completion from an attempt that is no longer current is
+   * refused ("stale"); the same completion replayed is recognised ("duplicate") and changes nothing.
+   * Transient setup failures are requeued as the next attempt while attempts remain.
+   */
+  async complete(workerId: string, executionId: string, result: CompleteRequest): Promise<CompletionOutcome> {
+    const row = this.task(executionId);
+    if (!row || !this.isCurrent(row, result.attempt, workerId)) {
+      const replay = row !== null && row.attempt === result.attempt && row.worker_id === workerId && row.state === result.status;
+      return replay ? "duplicate" : "stale";
+    }
+    const now = Date.now();
+    if (result.transient && row.attempt < MAX_ATTEMPTS) {
+      this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", executionId);
+      await this.mirror().requeued(executionId, row.attempt, result.error_message ?? "a setup failure", false, now);
+      this.waiters.wakeAll();
+      return "retrying";
+    }
+    this.sql.exec("UPDATE tasks SET state = ?, lease_expires_at = NULL WHERE execution_id = ?", result.status, executionId);
+    const payload = JSON.parse(row.payload) as TaskPayload;
+    await this.mirror().finished(
+      executionId,
+      row.attempt,
+      { ...result, outputs: result.outputs ?? [] },
+      payload.cpus,
+      (path) => `executions/${executionId}/outputs/${path}`,
+      now,
+    );
+    this.waiters.wakeAll(); // a finished batch member frees capacity under its cap
+    return "accepted";
+  }
+
+  /** Cancels queued and running executions; agents learn of it on their next heartbeat. */
+  async cancel(executionIds: string[]): Promise<string[]> {
+    const now = Date.now();
+    const cancelled: { id: string; attempt: number }[] = [];
+    this.ctx.storage.transactionSync(() => {
+      for (const id of executionIds) {
+        const row = this.task(id);
+        if (!row || !["queued", "leased", "running"].includes(row.state)) continue;
+        this.sql.exec("UPDATE tasks SET state = 'cancelled', lease_expires_at = NULL WHERE execution_id = ?", id);
+        cancelled.push({ id, attempt: row.attempt });
+      }
+    });
+    const mirror = cancelled.length > 0 ? this.mirror() : null;
+    await Promise.all(cancelled.map((c) => mirror?.cancelled(c.id, c.attempt, now)));
+    this.waiters.wakeAll();
+    return cancelled.map((c) => c.id);
+  }
+
+  /** Whether any agent has polled recently: the CLI says "no agent" instead of waiting silently. */
+  async activeWorkers(withinMs: number): Promise<number> {
+    const row = this.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM workers_seen WHERE last_seen > ?", Date.now() - withinMs)
+      .toArray()[0];
+    return row?.n ?? 0;
+  }
+
+  async queueCounts(): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (const row of this.sql.exec<{ state: string; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")) {
+      counts[row.state] = row.n;
+    }
+    return counts;
+  }
+
+  private async ensureAlarm(): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null) await this.ctx.storage.setAlarm(Date.now() + LEASE_MS);
+  }
+
+  /**
+   * Requeues attempts whose lease lapsed (the agent died or hung). Alarms are at-least-once, so
+   * this only acts on leases that are still lapsed when it runs, and re-arms while any are live.
+   */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const lapsed = this.sql
+      .exec<TaskRow>("SELECT * FROM tasks WHERE state IN ('leased', 'running') AND lease_expires_at < ?", now)
+      .toArray();
+    for (const row of lapsed) {
+      if (row.attempt < MAX_ATTEMPTS) {
+        this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", row.execution_id);
+        await this.mirror().requeued(row.execution_id, row.attempt, "worker failure (heartbeat lost)", true, now);
+      } else {
+        this.sql.exec("UPDATE tasks SET state = 'failed', lease_expires_at = NULL WHERE execution_id = ?", row.execution_id);
+        const payload = JSON.parse(row.payload) as TaskPayload;
+        await this.mirror().finished(
+          row.execution_id,
+          row.attempt,
+          {
+            status: "failed",
+            exit_code: null,
+            duration_ms: 0,
+            error_message: `Worker lost ${MAX_ATTEMPTS} times in a row; giving up. Check your agents (\`rgrid dev\` locally).`,
+            outputs: [],
+          },
+          payload.cpus,
+          (path) => `executions/${row.execution_id}/outputs/${path}`,
+          now,
+        );
+      }
+    }
+    if (lapsed.length > 0) this.waiters.wakeAll();
+    const next = this.sql
+      .exec<{ next: number | null }>("SELECT MIN(lease_expires_at) AS next FROM tasks WHERE state IN ('leased', 'running')")
+      .toArray()[0]?.next;
+    if (next !== null && next !== undefined) await this.ctx.storage.setAlarm(Math.max(next + 1000, Date.now() + 1000));
   }
 }

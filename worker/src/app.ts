@@ -3,7 +3,10 @@ import { HTTPException } from "hono/http-exception";
 import { requireApiKey } from "./auth/require-api-key";
 import type { AppEnv } from "./env";
 import { ApiError } from "./http-error";
+import { agentRegistrationRoutes, agentRoutes } from "./routes/agent";
 import { apiKeyRoutes } from "./routes/api-keys";
+import { executionRoutes } from "./routes/executions";
+import { fileRoutes } from "./routes/files";
 import { healthRoutes } from "./routes/health";
 import { localBootstrapRoutes } from "./routes/local-bootstrap";
 
@@ -12,10 +15,14 @@ export function createApp() {
 
   app.route("/", healthRoutes);
   app.route("/", localBootstrapRoutes);
+  app.route("/", fileRoutes);
+  app.route("/agent/v1", agentRegistrationRoutes as unknown as Hono<AppEnv>);
+  app.route("/agent/v1", agentRoutes as unknown as Hono<AppEnv>);
 
   const api = new Hono<AppEnv>();
   api.use("*", requireApiKey);
   api.route("/", apiKeyRoutes);
+  api.route("/", executionRoutes);
   app.route("/api/v1", api);
 
   app.notFound(() => {

@@ -1,0 +1,131 @@
+import type { CompleteRequest } from "../../shared/src/agent-protocol";
+import type { EventType } from "../../shared/src/lifecycle";
+import { MICROS_PER_CPU_SECOND } from "./task-record";
+
+/**
+ * Mirrors scheduler transitions into D1, where they are queried. Every statement is an idempotent
+ * upsert or a guarded update keyed by execution and attempt, so replaying one changes nothing.
+ */
+export class D1Mirror {
+  constructor(
+    private readonly db: D1Database,
+    private readonly accountId: string,
+  ) {}
+
+  private event(executionId: string, attempt: number | null, type: EventType, message: string, at: number) {
+    return this.db
+      .prepare(
+        "INSERT INTO events (account_id, execution_id, attempt, type, message, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+      )
+      .bind(this.accountId, executionId, attempt, type, message, at);
+  }
+
+  async leased(executionId: string, attempt: number, workerId: string, at: number): Promise<void> {
+    await this.db.batch([
+      this.db
+        .prepare("UPDATE executions SET status = 'leased', attempt = ?, worker_id = ? WHERE id = ? AND account_id = ?")
+        .bind(attempt, workerId, executionId, this.accountId),
+      this.db
+        .prepare(
+          "INSERT INTO attempts (execution_id, attempt, account_id, worker_id, status, leased_at) VALUES (?, ?, ?, ?, 'leased', ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(executionId, attempt, this.accountId, workerId, at),
+      this.event(executionId, attempt, "leased", `attempt ${attempt} leased to ${workerId}`, at),
+    ]);
+  }
+
+  async started(executionId: string, attempt: number, at: number): Promise<void> {
+    await this.db.batch([
+      this.db
+        .prepare("UPDATE executions SET status = 'running', started_at = ? WHERE id = ? AND attempt = ? AND account_id = ?")
+        .bind(at, executionId, attempt, this.accountId),
+      this.db
+        .prepare("UPDATE attempts SET status = 'running', started_at = ? WHERE execution_id = ? AND attempt = ?")
+        .bind(at, executionId, attempt),
+      this.event(executionId, attempt, "started", `attempt ${attempt} started`, at),
+    ]);
+  }
+
+  async requeued(executionId: string, attempt: number, reason: string, lost: boolean, at: number): Promise<void> {
+    const statements = [
+      this.db
+        .prepare("UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = ? AND account_id = ?")
+        .bind(executionId, this.accountId),
+      this.db
+        .prepare("UPDATE attempts SET status = 'failed', finished_at = ?, error_message = ? WHERE execution_id = ? AND attempt = ?")
+        .bind(at, reason, executionId, attempt),
+    ];
+    if (lost) statements.push(this.event(executionId, attempt, "heartbeat_lost", `attempt ${attempt}: ${reason}`, at));
+    statements.push(
+      this.event(executionId, attempt, "retried", `Auto-retry ${attempt}/${MAX_RETRIES_LABEL} after ${reason}`, at),
+    );
+    await this.db.batch(statements);
+  }
+
+  async finished(
+    executionId: string,
+    attempt: number,
+    result: Pick<CompleteRequest, "status" | "exit_code" | "duration_ms" | "error_message" | "outputs">,
+    cpus: number,
+    outputKeys: (path: string) => string,
+    at: number,
+  ): Promise<void> {
+    const cost = Math.ceil(((result.duration_ms ?? 0) / 1000) * cpus * MICROS_PER_CPU_SECOND);
+    const statements = [
+      this.db
+        .prepare(
+          `UPDATE executions SET status = ?, exit_code = ?, error_message = ?, finished_at = ?, duration_ms = ?, cost_micros = ?
+           WHERE id = ? AND account_id = ? AND attempt = ?`,
+        )
+        .bind(result.status, result.exit_code, result.error_message, at, result.duration_ms, cost, executionId, this.accountId, attempt),
+      this.db
+        .prepare(
+          "UPDATE attempts SET status = ?, finished_at = ?, exit_code = ?, error_message = ? WHERE execution_id = ? AND attempt = ?",
+        )
+        .bind(result.status, at, result.exit_code, result.error_message, executionId, attempt),
+      this.event(executionId, attempt, result.status, finishedMessage(result), at),
+    ];
+    for (const file of result.outputs ?? []) {
+      statements.push(
+        this.db
+          .prepare(
+            `INSERT INTO artifacts (id, account_id, execution_id, path, size_bytes, sha256, content_type, r2_key, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (execution_id, path) DO UPDATE SET size_bytes = excluded.size_bytes, sha256 = excluded.sha256,
+               content_type = excluded.content_type, created_at = excluded.created_at`,
+          )
+          .bind(
+            `art_${executionId}_${file.sha256.slice(0, 8)}_${file.path.length}`,
+            this.accountId,
+            executionId,
+            file.path,
+            file.size_bytes,
+            file.sha256,
+            file.content_type,
+            outputKeys(file.path),
+            at,
+          ),
+      );
+    }
+    await this.db.batch(statements);
+  }
+
+  async cancelled(executionId: string, attempt: number, at: number): Promise<void> {
+    await this.db.batch([
+      this.db
+        .prepare("UPDATE executions SET status = 'cancelled', finished_at = ? WHERE id = ? AND account_id = ?")
+        .bind(at, executionId, this.accountId),
+      this.db
+        .prepare("UPDATE attempts SET status = 'cancelled', finished_at = ? WHERE execution_id = ? AND attempt = ?")
+        .bind(at, executionId, attempt),
+      this.event(executionId, attempt || null, "cancelled", "cancelled by the user", at),
+    ]);
+  }
+}
+
+const MAX_RETRIES_LABEL = 2;
+
+function finishedMessage(result: Pick<CompleteRequest, "status" | "exit_code" | "error_message">): string {
+  const code = result.exit_code === null || result.exit_code === undefined ? "" : ` (exit code ${result.exit_code})`;
+  return `${result.status}${code}${result.error_message ? `: ${result.error_message.split("\n")[0]}` : ""}`;
+}
