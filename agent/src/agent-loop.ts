@@ -1,0 +1,184 @@
+import type { Task } from "../../shared/src/agent-protocol";
+import { ApiUnreachableError, CredentialRejectedError, type ControlPlane } from "./control-plane";
+import { agentLog, describeError } from "./log";
+import { runTask, type TaskSettings } from "./run-task";
+import type { ContainerRuntime } from "./runtime/types";
+
+const HEARTBEAT_MS = 5000;
+const LEASE_WAIT_MS = 20_000;
+
+interface Running {
+  task: Task;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+/** What ends the loop: a drained shutdown (exit 0) or a fatal refusal (exit 1). */
+export type LoopEnd = { kind: "drained" } | { kind: "fatal"; message: string };
+
+/**
+ * Leases work up to the free slots, runs tasks concurrently, heartbeats their leases, and kills a
+ * task at once when its lease is revoked. An unreachable control plane is retried with backoff and
+ * logged once per outage.
+ */
+export class AgentLoop {
+  private readonly running = new Map<string, Running>();
+  private readonly stopLeasing = new AbortController();
+  private stopping = false;
+  private fatal: string | null = null;
+  private outageSince: number | null = null;
+  private wake: (() => void) | null = null;
+  private draining: Promise<void> | null = null;
+
+  constructor(
+    private readonly api: ControlPlane,
+    private readonly runtime: ContainerRuntime,
+    private readonly slots: number,
+    private readonly settings: TaskSettings,
+  ) {}
+
+  /** Runs until `shutdown()` drains it or a 401 makes going on pointless. */
+  async run(): Promise<LoopEnd> {
+    const heartbeat = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+    try {
+      await this.leaseLoop();
+    } finally {
+      clearInterval(heartbeat);
+    }
+    if (this.fatal !== null) {
+      await this.abortAll();
+      return { kind: "fatal", message: this.fatal };
+    }
+    return { kind: "drained" };
+  }
+
+  /** Stops leasing; running tasks get `graceMs` to finish, then are killed (their leases lapse and they are retried). */
+  shutdown(graceMs: number): Promise<void> {
+    this.draining ??= this.drain(graceMs);
+    return this.draining;
+  }
+
+  private async drain(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.stopLeasing.abort();
+    this.wake?.();
+    if (this.running.size > 0) {
+      agentLog(`shutting down: waiting up to ${Math.round(graceMs / 1000)}s for ${this.running.size} running task(s)`);
+      const all = Promise.all([...this.running.values()].map((r) => r.done));
+      const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
+      if (timedOut) {
+        agentLog(`grace period over: killing ${this.running.size} task(s); their leases will lapse and they will be retried`);
+        await this.abortAll();
+      }
+    }
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  private async leaseLoop(): Promise<void> {
+    let backoff = 1000;
+    while (!this.stopping && this.fatal === null) {
+      const free = this.slots - this.running.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = null;
+        continue;
+      }
+      try {
+        const { tasks } = await this.api.lease({ free_slots: free, wait_ms: LEASE_WAIT_MS }, this.stopLeasing.signal);
+        this.reachable();
+        backoff = 1000;
+        for (const task of tasks) this.start(task);
+      } catch (err) {
+        if (this.stopping) break;
+        if (err instanceof CredentialRejectedError) {
+          this.fail();
+          break;
+        }
+        if (err instanceof ApiUnreachableError) this.unreachable(err);
+        else agentLog(`lease failed: ${describeError(err)}`);
+        await sleep(backoff, this.stopLeasing.signal);
+        backoff = Math.min(backoff * 2, 30_000);
+      }
+    }
+  }
+
+  private start(task: Task): void {
+    const key = `${task.execution_id}#${task.attempt}`;
+    if (this.running.has(key)) return;
+    const abort = new AbortController();
+    agentLog(`attempt ${task.execution_id}-${task.attempt} leased (${this.running.size + 1}/${this.slots} slots busy)`);
+    const done = runTask(task, this.api, this.runtime, this.settings, abort.signal)
+      .catch((err: unknown) => {
+        if (err instanceof CredentialRejectedError) this.fail();
+        else agentLog(`attempt ${task.execution_id}-${task.attempt} crashed in the agent: ${describeError(err)}`);
+      })
+      .finally(() => {
+        this.running.delete(key);
+        this.wake?.();
+      });
+    this.running.set(key, { task, abort, done });
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.running.size === 0 || this.fatal !== null) return;
+    const leases = [...this.running.values()].map((r) => ({ execution_id: r.task.execution_id, attempt: r.task.attempt }));
+    try {
+      const { revoked } = await this.api.heartbeat({ leases });
+      this.reachable();
+      for (const r of revoked) {
+        const entry = this.running.get(`${r.execution_id}#${r.attempt}`);
+        if (!entry || entry.abort.signal.aborted) continue;
+        agentLog(`attempt ${r.execution_id}-${r.attempt} revoked (${r.reason}): killing it and dropping its results`);
+        entry.abort.abort();
+      }
+    } catch (err) {
+      if (err instanceof CredentialRejectedError) this.fail();
+      else if (err instanceof ApiUnreachableError) this.unreachable(err);
+      else agentLog(`heartbeat failed: ${describeError(err)}`);
+    }
+  }
+
+  private async abortAll(): Promise<void> {
+    for (const r of this.running.values()) r.abort.abort();
+    await Promise.race([Promise.all([...this.running.values()].map((r) => r.done)), sleep(15_000)]);
+  }
+
+  private fail(): void {
+    if (this.fatal !== null) return;
+    this.fatal =
+      "The control plane refused this worker's credential (401): it may have been revoked. Delete credential.json in the agent state dir and start the agent with a fresh RGRID_REGISTRATION_TOKEN.";
+    this.stopLeasing.abort();
+    this.wake?.();
+  }
+
+  private unreachable(err: unknown): void {
+    if (this.outageSince !== null) return;
+    this.outageSince = Date.now();
+    agentLog(`control plane unreachable (${describeError(err)}); retrying with backoff`);
+  }
+
+  private reachable(): void {
+    if (this.outageSince === null) return;
+    agentLog(`control plane reachable again after ${Math.round((Date.now() - this.outageSince) / 1000)}s`);
+    this.outageSince = null;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}

@@ -1,0 +1,245 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { z } from "zod";
+import type { completionStatusSchema, Task } from "../../shared/src/agent-protocol";
+import { interpreterFor, isRuntimeName } from "../../shared/src/runtimes";
+import { ApiUnreachableError, CredentialRejectedError, type ControlPlane, StaleAttemptError } from "./control-plane";
+import { agentLog, describeError } from "./log";
+import { LogShipper } from "./log-shipper";
+import { type ContainerRuntime, oomMessage, timeoutMessage } from "./runtime/types";
+import { type CollectedOutput, collectOutputs, createScratch, placeFile } from "./workspace";
+
+type CompletionStatus = z.infer<typeof completionStatusSchema>;
+
+export interface TaskSettings {
+  stateDir: string;
+  pipIndexUrl: string | undefined;
+  outputMaxFiles: number;
+  outputMaxBytes: number;
+  logMaxLineBytes: number;
+}
+
+const MAX_REQUIREMENTS_BYTES = 1024 * 1024;
+
+interface Completion {
+  status: CompletionStatus;
+  exitCode: number | null;
+  durationMs: number;
+  errorMessage: string | null;
+  transient: boolean;
+  outputs: CollectedOutput[];
+}
+
+/**
+ * One attempt, start to finish: workspace, image and dependency layer, the hardened run, outputs,
+ * completion. `signal` aborts it (lease revoked, shutdown past its grace): the script is killed and
+ * nothing more is reported, because the attempt now belongs to someone else.
+ */
+export async function runTask(task: Task, api: ControlPlane, runtime: ContainerRuntime, settings: TaskSettings, signal: AbortSignal): Promise<void> {
+  const id = task.execution_id;
+  const label = `${id}-${task.attempt}`;
+  const stale = new AbortController();
+  const abort = AbortSignal.any([signal, stale.signal]);
+  const logs = new LogShipper({
+    send: (lines) => api.logs(id, { attempt: task.attempt, lines }),
+    onStale: () => {
+      agentLog(`attempt ${label} is no longer current (log batch refused with 409); stopping it`);
+      stale.abort();
+    },
+  });
+  const scratch = await createScratch(settings.stateDir, label);
+  let ranOn: string | undefined;
+  try {
+    try {
+      await api.started(id, task.attempt);
+    } catch (err) {
+      if (err instanceof StaleAttemptError) {
+        agentLog(`attempt ${label} is no longer current (started refused with 409); dropping it`);
+        return;
+      }
+      if (err instanceof CredentialRejectedError) throw err;
+      agentLog(`could not report attempt ${label} as started: ${describeError(err)}`);
+    }
+    const completion = await execute(task, api, runtime, settings, scratch, logs, abort, (image) => {
+      ranOn = image;
+    });
+    if (completion === null || abort.aborted) {
+      logs.discard();
+      return;
+    }
+    await logs.close();
+    if (abort.aborted) return;
+    await deliverCompletion(api, task, completion, abort);
+  } finally {
+    logs.discard();
+    await runtime.removeScratch(scratch.root, ranOn);
+  }
+}
+
+async function execute(
+  task: Task,
+  api: ControlPlane,
+  runtime: ContainerRuntime,
+  settings: TaskSettings,
+  scratch: { root: string; workDir: string },
+  logs: LogShipper,
+  signal: AbortSignal,
+  noteImage: (image: string) => void,
+): Promise<Completion | null> {
+  const setupFailure = (message: string, transient: boolean): Completion => ({
+    status: "failed",
+    exitCode: null,
+    durationMs: 0,
+    errorMessage: message.slice(0, 4096),
+    transient,
+    outputs: [],
+  });
+
+  // The script and inputs, each at its relative path and checked against its sha256.
+  const baseline = new Map<string, string>();
+  const files = [task.script, ...task.inputs];
+  try {
+    for (const file of files) {
+      const dest = await placeFile(scratch.workDir, file.path);
+      await api.download(file.download_url, dest, file.sha256, signal);
+      baseline.set(file.path, file.sha256);
+    }
+  } catch (err) {
+    if (signal.aborted) return null;
+    if (err instanceof CredentialRejectedError) throw err;
+    return setupFailure(`Could not download the script or an input: ${describeError(err)}`, true);
+  }
+
+  let requirements: string | null = null;
+  if (task.requirements) {
+    const reqPath = path.join(scratch.root, "requirements.download");
+    try {
+      await api.download(task.requirements.download_url, reqPath, task.requirements.sha256, signal, MAX_REQUIREMENTS_BYTES);
+      requirements = await readFile(reqPath, "utf8");
+    } catch (err) {
+      if (signal.aborted) return null;
+      return setupFailure(`Could not download requirements.txt: ${describeError(err)}`, true);
+    }
+  }
+
+  const prepared = await runtime.prepare({
+    image: task.image,
+    requirements,
+    pipIndexUrl: settings.pipIndexUrl,
+    log: (text) => logs.system(text),
+    scratchDir: scratch.root,
+  });
+  if (signal.aborted) return null;
+  if (!prepared.ok) return setupFailure(prepared.message, prepared.transient);
+  noteImage(prepared.image);
+  await runtime.adoptWorkDir(scratch.workDir);
+
+  const runtimeName = task.runtime !== null && isRuntimeName(task.runtime) ? task.runtime : undefined;
+  const result = await runtime.run({
+    image: prepared.image,
+    command: [...interpreterFor(runtimeName, task.script.path), task.script.path, ...task.args],
+    workDir: scratch.workDir,
+    env: { ...prepared.env, ...task.env },
+    timeoutSeconds: task.timeout_seconds,
+    memoryMb: task.memory_mb,
+    cpus: task.cpus,
+    network: task.network,
+    label: `${task.execution_id}-${task.attempt}`,
+    maxLineBytes: settings.logMaxLineBytes,
+    onLine: (stream, text) => logs.push(stream, text),
+    signal,
+  });
+  const o = result.outcome;
+  if (o.kind === "aborted" || signal.aborted) return null;
+  if (o.kind === "start_failed") return setupFailure(o.message, true);
+
+  let completion: Completion;
+  if (o.kind === "timed_out") {
+    completion = { status: "timed_out", exitCode: null, durationMs: result.durationMs, errorMessage: timeoutMessage(task.timeout_seconds), transient: false, outputs: [] };
+  } else if (o.kind === "oom") {
+    completion = { status: "failed", exitCode: o.exitCode, durationMs: result.durationMs, errorMessage: oomMessage(task.memory_mb), transient: false, outputs: [] };
+  } else {
+    completion = {
+      status: o.exitCode === 0 ? "succeeded" : "failed",
+      exitCode: o.exitCode,
+      durationMs: result.durationMs,
+      errorMessage: o.exitCode === 0 ? null : `The script exited with code ${o.exitCode}`,
+      transient: false,
+      outputs: [],
+    };
+  }
+
+  // Outputs are collected whatever the exit: a failed or timed-out script's partial results help.
+  const collected = await collectOutputs(
+    scratch.workDir,
+    baseline,
+    { maxFiles: settings.outputMaxFiles, maxBytes: settings.outputMaxBytes },
+    (text) => logs.system(text),
+  );
+  if (!collected.ok) {
+    logs.system(collected.message);
+    return {
+      ...completion,
+      status: completion.status === "timed_out" ? "timed_out" : "failed",
+      errorMessage: completion.status === "succeeded" ? collected.message : `${completion.errorMessage}; ${collected.message}`,
+    };
+  }
+  if (collected.files.length === 0) return completion;
+
+  try {
+    const { uploads } = await api.outputs(task.execution_id, {
+      attempt: task.attempt,
+      files: collected.files.map(({ absolutePath: _, ...f }) => f),
+    });
+    const byPath = new Map(collected.files.map((f) => [f.path, f]));
+    for (const u of uploads) {
+      const file = byPath.get(u.path);
+      if (!file) continue;
+      await api.upload(u.upload_url, file.absolutePath, file.size_bytes, file.content_type, signal);
+    }
+  } catch (err) {
+    if (signal.aborted) return null;
+    if (err instanceof StaleAttemptError) {
+      agentLog(`attempt ${attemptLabel(task)} is no longer current (output upload refused with 409); dropping it`);
+      return null;
+    }
+    if (err instanceof CredentialRejectedError) throw err;
+    return { ...completion, status: "failed", errorMessage: `Uploading outputs failed: ${describeError(err)}`, transient: true };
+  }
+  return { ...completion, outputs: collected.files };
+}
+
+const attemptLabel = (task: Task) => `${task.execution_id}-${task.attempt}`;
+
+/** Reports the result, retrying while the control plane is unreachable; a 409 means fenced: drop. */
+async function deliverCompletion(api: ControlPlane, task: Task, c: Completion, signal: AbortSignal): Promise<void> {
+  let backoff = 1000;
+  const giveUpAt = Date.now() + 10 * 60_000;
+  for (;;) {
+    try {
+      await api.complete(task.execution_id, {
+        attempt: task.attempt,
+        status: c.status,
+        exit_code: c.exitCode,
+        duration_ms: Math.max(0, Math.round(c.durationMs)),
+        error_message: c.errorMessage,
+        transient: c.transient,
+        outputs: c.outputs.map(({ absolutePath: _, ...f }) => f),
+      });
+      agentLog(`attempt ${attemptLabel(task)} ${c.status}${c.exitCode !== null ? ` (exit ${c.exitCode})` : ""} in ${(c.durationMs / 1000).toFixed(1)}s`);
+      return;
+    } catch (err) {
+      if (err instanceof StaleAttemptError) {
+        agentLog(`completion of attempt ${attemptLabel(task)} refused with 409: it is no longer current; result dropped`);
+        return;
+      }
+      if (!(err instanceof ApiUnreachableError) || Date.now() > giveUpAt || signal.aborted) {
+        if (err instanceof CredentialRejectedError) throw err;
+        agentLog(`could not report completion of attempt ${attemptLabel(task)}: ${describeError(err)}`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 30_000);
+    }
+  }
+}
