@@ -34,6 +34,8 @@ export interface DevStackOptions {
   stackDir?: string;
   /** Progress lines ("Applying migrations…"); default silent. */
   log?: (line: string) => void;
+  /** Aborting during start-up stops whatever was started and rejects with a "cancelled" UserError. */
+  signal?: AbortSignal;
 }
 
 export interface DevStack {
@@ -280,23 +282,34 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     for (const child of children) signalGroup(child, "SIGKILL");
   };
   process.once("exit", killAllNow);
+  const signal = options.signal;
+  const onAbort = () => void stopAll();
+  signal?.addEventListener("abort", onAbort);
+  const checkAborted = () => {
+    if (signal?.aborted) throw new UserError("cancelled", "Cancelled while starting the control plane.");
+  };
 
   try {
+    checkAborted();
     log("Applying database migrations…");
     const migrate = launch(["d1", "migrations", "apply", "rgrid", "--local", ...common]);
     const migrateCode = await new Promise<number | null>((resolve, reject) => {
       migrate.once("error", reject);
       migrate.once("exit", (code) => resolve(code));
     });
+    checkAborted();
     if (migrateCode !== 0) throw failure(`Applying the database migrations failed (wrangler exited with ${migrateCode}).`, home);
 
     log(`Starting the control plane on port ${port}…`);
     const dev = launch(["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", "info", ...common]);
     const exited = waitForExit(dev);
     const url = `http://127.0.0.1:${port}`;
-    await waitHealthy(url, dev, options.healthTimeoutMs ?? 60_000, home);
+    await waitHealthy(url, dev, options.healthTimeoutMs ?? 60_000, home, signal);
+    checkAborted();
 
     const credentials = await ensureLocalProfile(home, url, secrets.LOCAL_BOOTSTRAP_TOKEN, env);
+    checkAborted();
+    signal?.removeEventListener("abort", onAbort);
     currentRegistrationToken = credentials.registrationToken;
     fs.closeSync(logFd);
     return {
@@ -312,6 +325,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       },
     };
   } catch (error) {
+    signal?.removeEventListener("abort", onAbort);
     await stopAll();
     process.removeListener("exit", killAllNow);
     try {
@@ -323,11 +337,12 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
   }
 }
 
-async function waitHealthy(url: string, dev: ChildProcess, timeoutMs: number, home: string): Promise<void> {
+async function waitHealthy(url: string, dev: ChildProcess, timeoutMs: number, home: string, signal: AbortSignal | undefined): Promise<void> {
   const api = new ApiClient({ baseUrl: url, attempts: 1 });
   const deadline = Date.now() + timeoutMs;
   let lastState = "no answer yet";
   while (Date.now() < deadline) {
+    if (signal?.aborted) return;
     if (dev.exitCode !== null || dev.signalCode !== null) {
       throw failure(`wrangler dev exited before the control plane became healthy (exit ${dev.exitCode ?? dev.signalCode}).`, home);
     }

@@ -21,8 +21,8 @@ export interface LocalStack {
   output(): string;
   /** Runs the built CLI with this stack's home (other env via `options.env`). */
   runCli(args: string[], options?: RunCliOptions): Promise<CliResult>;
-  /** SIGTERM to `rgrid dev` (which stops wrangler and workerd), then waits for it. Idempotent. */
-  stop(): Promise<void>;
+  /** SIGTERM to `rgrid dev` (which stops wrangler and workerd), then waits for it; resolves with its exit code. Idempotent. */
+  stop(): Promise<number | null>;
 }
 
 export function freePort(): Promise<number> {
@@ -58,8 +58,8 @@ export async function startLocalStack(options: StartLocalStackOptions = {}): Pro
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
+  const stop = async (): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
     child.kill("SIGTERM");
     const timer = setTimeout(() => {
       try {
@@ -68,8 +68,9 @@ export async function startLocalStack(options: StartLocalStackOptions = {}): Pro
         // Already gone.
       }
     }, 20_000);
-    await exited;
+    const code = await exited;
     clearTimeout(timer);
+    return code;
   };
 
   const url = await new Promise<string>((resolve, reject) => {

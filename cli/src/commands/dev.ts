@@ -22,30 +22,42 @@ export function parsePort(value: string | number | undefined): number {
 export async function dev(options: DevOptions, ctx: CommandContext): Promise<number> {
   const { stdout, stderr } = ctx.terminal;
   const port = parsePort(options.port);
-  const stack = await startDevStack({ home: ctx.home, port, env: ctx.env, log: (line) => stderr.write(`${line}\n`) });
-  stdout.write(`rgrid control plane running at ${stack.url}\n`);
-  stdout.write(`Local account: ${stack.accountEmail} (profile "local")\n`);
-  stdout.write("Press Ctrl-C to stop.\n");
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = (code: number) => {
-      if (stopping) return;
-      stopping = true;
-      process.removeListener("SIGINT", onSignal);
-      process.removeListener("SIGTERM", onSignal);
-      void stack.stop().then(() => resolve(code));
-    };
-    const onSignal = () => {
-      stderr.write("Stopping the control plane…\n");
-      shutdown(0);
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
+  // Signals are handled from the very start, so Ctrl-C during start-up also stops what was started.
+  const abort = new AbortController();
+  const onSignal = () => {
+    if (!abort.signal.aborted) stderr.write("Stopping the control plane…\n");
+    abort.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const removeHandlers = () => {
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+  };
+
+  let stack;
+  try {
+    stack = await startDevStack({ home: ctx.home, port, env: ctx.env, signal: abort.signal, log: (line) => stderr.write(`${line}\n`) });
+  } catch (error) {
+    removeHandlers();
+    if (abort.signal.aborted) return 0;
+    throw error;
+  }
+  // One write, so a reader that waits for "running at" also has the rest.
+  stdout.write(`rgrid control plane running at ${stack.url}\nLocal account: ${stack.accountEmail} (profile "local")\nPress Ctrl-C to stop.\n`);
+
+  const stopped = new Promise<number>((resolve) => {
+    if (abort.signal.aborted) resolve(0);
+    abort.signal.addEventListener("abort", () => resolve(0));
     void stack.exited.then((code) => {
-      if (stopping) return;
+      if (abort.signal.aborted) return;
       stderr.write(`❌ The control plane stopped unexpectedly (wrangler exited with ${code}).\nSee ${wranglerLogPath(ctx.home)}.\n`);
-      shutdown(1);
+      resolve(1);
     });
   });
+  const code = await stopped;
+  await stack.stop();
+  removeHandlers();
+  return code;
 }
