@@ -1,10 +1,21 @@
-import type { z } from "zod";
+import { z } from "zod";
 import {
   apiErrorBodySchema,
+  artifactListSchema,
+  createExecutionRequestSchema,
+  eventListSchema,
+  executionListSchema,
+  executionViewSchema,
   healthResponseSchema,
+  logPageSchema,
+  missingBlobsResponseSchema,
   localBootstrapResponseSchema,
   validateKeyResponseSchema,
+  type CreateExecutionRequest,
+  type ExecutionStatus,
+  type ExecutionView,
   type HealthResponse,
+  type LogPage,
   type LocalBootstrapResponse,
   type ValidateKeyResponse,
 } from "../../shared/src/index";
@@ -113,6 +124,25 @@ function describeCode(code: string): string {
   }
 }
 
+export interface ExecutionListFilter {
+  status?: ExecutionStatus | undefined;
+  batch?: string | undefined;
+  limit?: number | undefined;
+  cursor?: string | undefined;
+  metadata?: Record<string, string> | undefined;
+}
+
+export interface SignedRequestInit {
+  method?: string;
+  headers?: Record<string, string>;
+  /** Called once per attempt, so a retried upload reopens its file. */
+  body?: () => string | Uint8Array | NodeJS.ReadableStream;
+  timeoutMs?: number;
+}
+
+const cancelResponseSchema = z.object({ cancelled: z.array(z.string()) });
+const activeWorkersSchema = z.object({ active: z.number().int().min(0) });
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class ApiClient {
@@ -151,6 +181,96 @@ export class ApiClient {
     return this.request("POST", "/local/bootstrap", localBootstrapResponseSchema, {
       headers: { "X-Rgrid-Bootstrap": bootstrapToken },
     });
+  }
+
+  // --- Executions (Step 2) ---------------------------------------------------------------------
+
+  /** `POST /api/v1/blobs/missing`: which of these blobs the server lacks, each with a signed upload URL. */
+  missingBlobs(sha256: string[]): Promise<z.infer<typeof missingBlobsResponseSchema>> {
+    return this.request("POST", "/api/v1/blobs/missing", missingBlobsResponseSchema, { body: { sha256 } });
+  }
+
+  /**
+   * `POST /api/v1/executions`. The body carries a client-generated idempotency key, and network
+   * retries resend the same body, so a retried submission never creates a second execution.
+   */
+  createExecution(body: CreateExecutionRequest): Promise<ExecutionView> {
+    return this.request("POST", "/api/v1/executions", executionViewSchema, { body: createExecutionRequestSchema.parse(body) });
+  }
+
+  getExecution(id: string): Promise<ExecutionView> {
+    return this.request("GET", `/api/v1/executions/${encodeURIComponent(id)}`, executionViewSchema);
+  }
+
+  listExecutions(filter: ExecutionListFilter = {}): Promise<z.infer<typeof executionListSchema>> {
+    const query = new URLSearchParams();
+    if (filter.status) query.set("status", filter.status);
+    if (filter.batch) query.set("batch", filter.batch);
+    if (filter.limit !== undefined) query.set("limit", String(filter.limit));
+    if (filter.cursor) query.set("cursor", filter.cursor);
+    const metadata = Object.entries(filter.metadata ?? {});
+    if (metadata.length > 0) query.set("metadata", metadata.map(([k, v]) => `${k}=${v}`).join(","));
+    const qs = query.toString();
+    return this.request("GET", `/api/v1/executions${qs ? `?${qs}` : ""}`, executionListSchema);
+  }
+
+  /** One page of log lines after sequence number `after` (0 for the start). */
+  getLogs(id: string, after: number, limit = 1000): Promise<LogPage> {
+    return this.request("GET", `/api/v1/executions/${encodeURIComponent(id)}/logs?after=${after}&limit=${limit}`, logPageSchema);
+  }
+
+  listArtifacts(id: string): Promise<z.infer<typeof artifactListSchema>> {
+    return this.request("GET", `/api/v1/executions/${encodeURIComponent(id)}/artifacts`, artifactListSchema);
+  }
+
+  listEvents(id: string): Promise<z.infer<typeof eventListSchema>> {
+    return this.request("GET", `/api/v1/executions/${encodeURIComponent(id)}/events`, eventListSchema);
+  }
+
+  cancelExecution(id: string): Promise<{ cancelled: string[] }> {
+    return this.request("POST", `/api/v1/executions/${encodeURIComponent(id)}/cancel`, cancelResponseSchema);
+  }
+
+  /** How many agents polled for work in the last 60 s. */
+  async activeWorkers(): Promise<number> {
+    return (await this.request("GET", "/api/v1/workers/active", activeWorkersSchema)).active;
+  }
+
+  /**
+   * A request to an absolute, pre-signed URL (uploads and downloads): no API key is sent, network
+   * failures are retried with backoff. `body` is a factory so each retry gets a fresh stream.
+   */
+  async fetchSigned(url: string, init: SignedRequestInit = {}): Promise<Response> {
+    const attempts = this.attempts;
+    let last: NetworkError | undefined;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (attempt > 1) {
+        this.log.write(`Connection lost. Retrying... (attempt ${attempt}/${attempts})\n`);
+        await sleep(this.retryBaseMs * 2 ** (attempt - 2));
+      }
+      try {
+        const body = init.body?.();
+        return await fetch(url, {
+          method: init.method ?? "GET",
+          headers: init.headers ?? {},
+          body: body ?? null,
+          // Streams need half-duplex; harmless for other bodies.
+          ...(body ? { duplex: "half" } : {}),
+          signal: AbortSignal.timeout(init.timeoutMs ?? 15 * 60_000),
+        } as RequestInit);
+      } catch (error) {
+        const network = toNetworkError(error);
+        if (!network) throw error;
+        last = network;
+        if (!network.retryable) break;
+      }
+    }
+    throw this.unreachable(last);
+  }
+
+  /** Turns a non-2xx reply from a signed URL into an `ApiError` (for callers of `fetchSigned`). */
+  errorFromResponse(response: Response): Promise<ApiError> {
+    return this.errorFrom(response);
   }
 
   /** Sends a request and parses a 2xx JSON reply with `schema`; anything else throws a `UserError`. */

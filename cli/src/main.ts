@@ -1,11 +1,21 @@
 import { Command, Option } from "commander";
 import pkg from "../package.json";
+import { runtimeNames } from "../../shared/src/index";
+import { cancel } from "./commands/cancel";
 import { showConfig } from "./commands/config";
 import { dev } from "./commands/dev";
+import { download } from "./commands/download";
 import { init } from "./commands/init";
+import { list } from "./commands/list";
+import { logs } from "./commands/logs";
+import { outputs } from "./commands/outputs";
+import { run, type RunOptions } from "./commands/run";
+import { status } from "./commands/status";
 import { whoami } from "./commands/whoami";
 import { processContext, type CommandContext } from "./context";
 import { reportError } from "./errors";
+import { collect } from "./run/options";
+import { separateScriptArgs } from "./run/argv";
 
 /** Entry point: wires commands to their actions; each action lives in `commands/` and can be called directly. */
 
@@ -59,12 +69,88 @@ export function buildProgram(): Command {
       showConfig(contextOf(command));
     });
 
+  program
+    .command("run")
+    .description("run a script remotely, as `python script.py args…` would run it here")
+    .argument("<script>", "the script to run (uploaded with its path relative to this folder)")
+    .argument("[args...]", "arguments for the script; those naming files upload the files and point to the copies")
+    .option("--runtime <name>", `runtime image: ${runtimeNames.join(", ")} (default: .rgrid/config, else python:3.11)`)
+    .option("--image <image>", "any container image instead of a runtime")
+    .option("-e, --env <KEY=VALUE>", "environment variable for the script (repeatable; `--env KEY` passes your local value)", collect)
+    .option("--requirements <file>", "pip requirements to install (default: requirements.txt beside the script)")
+    .option("--timeout <duration>", "wall-clock limit: seconds, or 30s, 10m, 2h (default 1h)")
+    .option("--memory <size>", "memory limit: megabytes, or 512m, 2g (default 2g)")
+    .option("--cpus <n>", "CPU limit (default 1)")
+    .option("--network <mode>", "\"none\" to run without network access (default bridge)")
+    .option("--metadata <key=value>", "label the execution, for `rgrid list --metadata` (repeatable)", collect)
+    .option("--remote-only", "leave the outputs remote (fetch later with `rgrid download ID`)")
+    .addHelpText("after", "\nEverything after the script goes to the script unchanged, options included.\nThe script's stdout and stderr become rgrid's; rgrid's own messages go to stderr.\nExits with the script's exit code (124 on timeout, 130 when cancelled or detached with Ctrl-C).")
+    .action(async (script: string, args: string[], options: RunOptions, command: Command) => {
+      process.exitCode = await run(script, args, options, contextOf(command));
+    });
+
+  program
+    .command("status")
+    .description("show an execution's status, timing, worker, exit code and cost")
+    .argument("<id>", "execution id (exec_…)")
+    .option("--events", "also list its lifecycle events with their times")
+    .option("--json", "print the execution as JSON")
+    .action(async (id: string, options: { events?: boolean; json?: boolean }, command: Command) => {
+      await status(id, options, contextOf(command));
+    });
+
+  program
+    .command("logs")
+    .description("print an execution's output (stdout to stdout, stderr to stderr, in order)")
+    .argument("<id>", "execution id (exec_…)")
+    .option("-f, --follow", "follow until it finishes, then exit with the script's exit code")
+    .option("-t, --timestamps", "prefix each line with its time")
+    .action(async (id: string, options: { follow?: boolean; timestamps?: boolean }, command: Command) => {
+      process.exitCode = await logs(id, options, contextOf(command));
+    });
+
+  program
+    .command("outputs")
+    .description("list the files an execution wrote")
+    .argument("<id>", "execution id (exec_…)")
+    .action(async (id: string, _options: unknown, command: Command) => {
+      await outputs(id, contextOf(command));
+    });
+
+  program
+    .command("download")
+    .description("download an execution's output files")
+    .argument("<id>", "execution id (exec_…)")
+    .option("--dir <folder>", "where to put them (default: the current folder)")
+    .action(async (id: string, options: { dir?: string }, command: Command) => {
+      await download(id, options, contextOf(command));
+    });
+
+  program
+    .command("list")
+    .description("list recent executions, newest first")
+    .option("--status <status>", "only these: queued, leased, running, succeeded, failed, timed_out, cancelled")
+    .option("--batch <id>", "only this batch")
+    .option("--metadata <key=value>", "only executions labelled so (repeatable: all must match)", collect)
+    .option("--limit <n>", "how many (default 20, at most 500)")
+    .action(async (options: { status?: string; batch?: string; metadata?: string[]; limit?: string }, command: Command) => {
+      await list(options, contextOf(command));
+    });
+
+  program
+    .command("cancel")
+    .description("cancel a queued or running execution")
+    .argument("<id>", "execution id (exec_…)")
+    .action(async (id: string, _options: unknown, command: Command) => {
+      await cancel(id, contextOf(command));
+    });
+
   return program;
 }
 
 async function main(): Promise<void> {
   try {
-    await buildProgram().parseAsync(process.argv);
+    await buildProgram().parseAsync(separateScriptArgs(process.argv));
   } catch (error) {
     process.exitCode = reportError(error, process.stderr, process.env);
   }
