@@ -32,6 +32,8 @@ export interface DevStackOptions {
   healthTimeoutMs?: number;
   /** The folder holding rgrid's wrangler.toml; default `RGRID_STACK_DIR` or found upward from this file. */
   stackDir?: string;
+  /** Start a local agent beside the control plane (default true); `slots` defaults to the CPU count. */
+  agent?: { enabled: boolean; slots?: number };
   /** Progress lines ("Applying migrations…"); default silent. */
   log?: (line: string) => void;
   /** Aborting during start-up stops whatever was started and rejects with a "cancelled" UserError. */
@@ -44,6 +46,8 @@ export interface DevStack {
   /** A fresh one-time token the local agent exchanges for its worker credential. */
   registrationToken: string;
   accountEmail: string;
+  /** The local agent's log file, when one was started. */
+  agentLog: string | undefined;
   /** Resolves when wrangler exits on its own (not through `stop`), with its exit code. */
   exited: Promise<number | null>;
   /** Stops every process the stack started (whole process groups) and waits for them. */
@@ -309,6 +313,29 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
 
     const credentials = await ensureLocalProfile(home, url, secrets.LOCAL_BOOTSTRAP_TOKEN, env);
     checkAborted();
+    const agentLog = options.agent?.enabled === false ? undefined : path.join(dir, "agent.log");
+    if (agentLog) {
+      log("Starting the local agent…");
+      const agentFd = fs.openSync(agentLog, "a", 0o600);
+      const agent = spawn(process.execPath, [path.join(root, "agent", "dist", "agent.mjs")], {
+        cwd: root,
+        env: {
+          ...env,
+          RGRID_API_URL: url,
+          RGRID_REGISTRATION_TOKEN: credentials.registrationToken,
+          RGRID_AGENT_STATE_DIR: path.join(dir, "agent"),
+          RGRID_AGENT_LOCAL: "true",
+          RGRID_AGENT_NAME: "local",
+          ...(options.agent?.slots ? { RGRID_AGENT_SLOTS: String(options.agent.slots) } : {}),
+        },
+        stdio: ["ignore", agentFd, agentFd],
+        detached: true,
+      });
+      fs.closeSync(agentFd);
+      children.add(agent);
+      agent.once("exit", () => children.delete(agent));
+      await waitForAgent(url, credentials.apiKey, agent, agentLog, signal);
+    }
     signal?.removeEventListener("abort", onAbort);
     currentRegistrationToken = credentials.registrationToken;
     fs.closeSync(logFd);
@@ -317,6 +344,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       apiKey: credentials.apiKey,
       registrationToken: credentials.registrationToken,
       accountEmail: credentials.email,
+      agentLog,
       exited,
       stop: async () => {
         await stopAll();
@@ -357,6 +385,26 @@ async function waitHealthy(url: string, dev: ChildProcess, timeoutMs: number, ho
   }
   throw failure(`The control plane at ${url} did not become healthy within ${Math.round(timeoutMs / 1000)} s (${lastState}).`, home);
 }
+
+/** The agent is ready once the control plane has seen it poll for work. */
+async function waitForAgent(url: string, apiKey: string, agent: ChildProcess, logFile: string, signal: AbortSignal | undefined): Promise<void> {
+  const api = new ApiClient({ baseUrl: url, apiKey, attempts: 1 });
+  const deadline = Date.now() + 30_000;
+  const agentFailure = (message: string) =>
+    new UserError("dev_stack_failed", message, `Last lines of ${logFile}:\n${tailOfLog(logFile)}`);
+  while (Date.now() < deadline) {
+    if (signal?.aborted) return;
+    if (agent.exitCode !== null || agent.signalCode !== null) {
+      throw agentFailure(`The local agent exited during start-up (exit ${agent.exitCode ?? agent.signalCode}).`);
+    }
+    const active = await api.request("GET", "/api/v1/workers/active", activeWorkersSchema, { retry: false }).catch(() => null);
+    if (active && active.active > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw agentFailure("The local agent did not connect within 30 s.");
+}
+
+const activeWorkersSchema = z.object({ active: z.number() });
 
 interface LocalCredentials {
   apiKey: string;

@@ -4,6 +4,10 @@ import { UserError } from "../errors";
 
 export interface DevOptions {
   port?: string | number | undefined;
+  /** `--no-agent`: run only the control plane. */
+  agent?: boolean | undefined;
+  /** `--slots N`: how many executions the local agent runs at once (default: CPU cores). */
+  slots?: string | undefined;
 }
 
 export function parsePort(value: string | number | undefined): number {
@@ -38,14 +42,26 @@ export async function dev(options: DevOptions, ctx: CommandContext): Promise<num
 
   let stack;
   try {
-    stack = await startDevStack({ home: ctx.home, port, env: ctx.env, signal: abort.signal, log: (line) => stderr.write(`${line}\n`) });
+    const slots = options.slots === undefined ? undefined : Number(options.slots);
+    if (slots !== undefined && (!Number.isInteger(slots) || slots < 1 || slots > 512)) {
+      throw new UserError("bad_argument", `--slots must be a whole number from 1 to 512 (got "${options.slots}").`);
+    }
+    stack = await startDevStack({
+      home: ctx.home,
+      port,
+      env: ctx.env,
+      signal: abort.signal,
+      agent: { enabled: options.agent !== false, ...(slots ? { slots } : {}) },
+      log: (line) => stderr.write(`${line}\n`),
+    });
   } catch (error) {
     removeHandlers();
     if (abort.signal.aborted) return 0;
     throw error;
   }
   // One write, so a reader that waits for "running at" also has the rest.
-  stdout.write(`rgrid control plane running at ${stack.url}\nLocal account: ${stack.accountEmail} (profile "local")\nPress Ctrl-C to stop.\n`);
+  const agentLine = stack.agentLog ? `Local agent ready (log: ${stack.agentLog})\n` : "";
+  stdout.write(`rgrid control plane running at ${stack.url}\nLocal account: ${stack.accountEmail} (profile "local")\n${agentLine}Press Ctrl-C to stop.\n`);
 
   const stopped = new Promise<number>((resolve) => {
     if (abort.signal.aborted) resolve(0);
