@@ -335,6 +335,12 @@ export class AccountScheduler extends DurableObject<Env> {
     return row?.n ?? 0;
   }
 
+  /** The task as submitted (env included), for `rgrid retry`. */
+  async payloadOf(executionId: string): Promise<TaskPayload | null> {
+    const row = this.task(executionId);
+    return row ? (JSON.parse(row.payload) as TaskPayload) : null;
+  }
+
   async queueCounts(): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};
     for (const row of this.sql.exec<{ state: string; n: number }>("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")) {

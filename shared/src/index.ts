@@ -5,3 +5,4 @@ export * from "./lifecycle";
 export * from "./runtimes";
 export * from "./executions";
 export * from "./agent-protocol";
+export * from "./batches";

@@ -1,40 +1,9 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { heartbeatResponseSchema, leaseResponseSchema, registerResponseSchema } from "../../shared/src/agent-protocol";
+import { heartbeatResponseSchema, leaseResponseSchema } from "../../shared/src/agent-protocol";
 import { executionViewSchema, logPageSchema, missingBlobsResponseSchema } from "../../shared/src/executions";
-import { api, bootstrapAccount } from "./fixtures";
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-const json = (body: unknown) => ({ method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
-
-async function setup() {
-  const account = await bootstrapAccount();
-  const register = await SELF.fetch("http://rgrid.test/agent/v1/register", json({ registration_token: account.registration_token, name: "test", slots: 4, backend: "process", version: "test" }));
-  expect(register.status).toBe(201);
-  const worker = registerResponseSchema.parse(await register.json());
-  const agent = (path: string, body: unknown) =>
-    SELF.fetch(`http://rgrid.test/agent/v1${path}`, { ...json(body), headers: { "content-type": "application/json", Authorization: `Bearer ${worker.credential}` } });
-  return { account, worker, agent };
-}
-
-async function uploadScript(key: string, text: string): Promise<string> {
-  const sha = await sha256Hex(text);
-  const missing = missingBlobsResponseSchema.parse(await (await api("/blobs/missing", key, json({ sha256: [sha] }))).json());
-  for (const m of missing.missing) {
-    const put = await SELF.fetch(m.upload_url, { method: "PUT", body: text, headers: { "content-length": String(new TextEncoder().encode(text).byteLength) } });
-    expect(put.status).toBe(200);
-  }
-  return sha;
-}
-
-async function submit(key: string, sha: string, idempotencyKey = crypto.randomUUID()) {
-  const response = await api("/executions", key, json({ idempotency_key: idempotencyKey, script: { path: "hello.py", sha256: sha }, env: { SECRET_TOKEN: "s3cr3t-value" } }));
-  return { status: response.status, view: executionViewSchema.parse(await response.json()) };
-}
+import { sha256Hex } from "./fixtures";
+import { api, json, setup, submit, uploadScript } from "./fixtures";
 
 describe("scheduling through the account's Durable Object", () => {
   it("uploads only missing blobs, and refuses bytes that do not match their hash", async () => {

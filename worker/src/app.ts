@@ -5,6 +5,7 @@ import type { AppEnv } from "./env";
 import { ApiError } from "./http-error";
 import { agentRegistrationRoutes, agentRoutes } from "./routes/agent";
 import { apiKeyRoutes } from "./routes/api-keys";
+import { batchRoutes } from "./routes/batches";
 import { executionRoutes } from "./routes/executions";
 import { fileRoutes } from "./routes/files";
 import { healthRoutes } from "./routes/health";
@@ -23,6 +24,7 @@ export function createApp() {
   api.use("*", requireApiKey);
   api.route("/", apiKeyRoutes);
   api.route("/", executionRoutes);
+  api.route("/", batchRoutes);
   app.route("/api/v1", api);
 
   app.notFound(() => {

@@ -11,8 +11,6 @@ import { schedulerFor } from "./scheduler-stub";
 import { storageKeys } from "./signed-urls";
 import { toExecutionView } from "./execution-view";
 
-/** D1 caps bound parameters per statement; inserts are chunked below it. */
-const INSERT_CHUNK = 8;
 
 async function assertBlobsPresent(env: Env, accountId: string, requests: CreateExecutionInput[]): Promise<void> {
   const hashes = new Set<string>();
@@ -88,10 +86,10 @@ export async function submitExecutions(
       costMicros: 0,
     };
   });
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    // A concurrent retry with the same key loses the race quietly; it is re-read below.
-    await db.insert(executions).values(rows.slice(i, i + INSERT_CHUNK)).onConflictDoNothing();
-  }
+  // One statement per row (D1 caps bound parameters per statement) sent as one batch: one round trip.
+  // A concurrent retry with the same key loses the race quietly; it is re-read below.
+  const [firstInsert, ...restInserts] = rows.map((row) => db.insert(executions).values(row).onConflictDoNothing());
+  if (firstInsert) await db.batch([firstInsert, ...restInserts]);
   const byKey = new Map<string, typeof executions.$inferSelect>(existing);
   for (let i = 0; i < keys.length; i += 90) {
     const rowsNow = await db
