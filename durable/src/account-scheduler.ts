@@ -1,9 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import type { CompleteRequest } from "../../shared/src/agent-protocol";
 import type { LogLine } from "../../shared/src/executions";
+import type { ExecutionStatus } from "../../shared/src/lifecycle";
 import type { Env } from "../../worker/src/env";
 import { D1Mirror } from "./d1-mirror";
 import { LeaseWaiters } from "./lease-waiters";
+import { LogFanout } from "./log-fanout";
 import { SCHEDULER_SCHEMA } from "./scheduler-schema";
 import {
   ACTIVE_STATES,
@@ -36,11 +38,13 @@ export interface LogRead {
 export class AccountScheduler extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly waiters = new LeaseWaiters();
+  private readonly fanout: LogFanout;
   private accountId: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.fanout = new LogFanout(ctx);
     ctx.blockConcurrencyWhile(async () => {
       for (const statement of SCHEDULER_SCHEMA) this.sql.exec(statement);
       this.accountId = this.meta("account_id");
@@ -221,6 +225,7 @@ export class AccountScheduler extends DurableObject<Env> {
   async appendLogs(workerId: string, executionId: string, attempt: number, lines: LogLine[]): Promise<boolean> {
     const row = this.task(executionId);
     if (!this.isCurrent(row, attempt, workerId)) return false;
+    const stored: LogLine[] = [];
     this.ctx.storage.transactionSync(() => {
       const state = this.sql
         .exec<{ next_seq: number; dropped: number }>("SELECT next_seq, dropped FROM log_state WHERE execution_id = ?", executionId)
@@ -244,6 +249,7 @@ export class AccountScheduler extends DurableObject<Env> {
           line.ts,
           line.text,
         );
+        stored.push({ seq: nextSeq, stream: line.stream, ts: line.ts, text: line.text });
         nextSeq += 1;
       }
       this.sql.exec(
@@ -253,11 +259,12 @@ export class AccountScheduler extends DurableObject<Env> {
         dropped,
       );
     });
+    this.fanout.publish(executionId, stored);
     return true;
   }
 
-  async readLogs(executionId: string, afterSeq: number, limit: number): Promise<LogRead> {
-    const lines = this.sql
+  private logsAfter(executionId: string, afterSeq: number, limit: number): LogLine[] {
+    return this.sql
       .exec<{ seq: number; stream: LogLine["stream"]; ts: number; text: string }>(
         "SELECT seq, stream, ts, text FROM logs WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         executionId,
@@ -266,16 +273,59 @@ export class AccountScheduler extends DurableObject<Env> {
       )
       .toArray()
       .map((l) => ({ seq: l.seq, stream: l.stream, ts: l.ts, text: l.text }));
-    const state = this.sql
-      .exec<{ next_seq: number; dropped: number }>("SELECT next_seq, dropped FROM log_state WHERE execution_id = ?", executionId)
-      .toArray()[0];
+  }
+
+  private droppedLines(executionId: string): number {
+    return (
+      this.sql.exec<{ dropped: number }>("SELECT dropped FROM log_state WHERE execution_id = ?", executionId).toArray()[0]?.dropped ?? 0
+    );
+  }
+
+  async readLogs(executionId: string, afterSeq: number, limit: number): Promise<LogRead> {
+    const lines = this.logsAfter(executionId, afterSeq, limit);
     return {
       lines,
       lastSeq: lines.at(-1)?.seq ?? afterSeq,
       state: this.task(executionId)?.state ?? null,
-      droppedLines: state?.dropped ?? 0,
+      droppedLines: this.droppedLines(executionId),
     };
   }
+
+  /** WebSocket subscriptions to an execution's log (`/stream?execution=…&after=…`), routed here by the worker. */
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const executionId = url.searchParams.get("execution") ?? "";
+    const after = Math.max(0, Number(url.searchParams.get("after") ?? 0) || 0);
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("expected a WebSocket upgrade", { status: 426 });
+    }
+    const row = this.task(executionId);
+    const final = row && !["queued", "leased", "running"].includes(row.state) ? (row.state as ExecutionStatus) : null;
+    return this.fanout.subscribe(
+      executionId,
+      (afterSeq, limit) => this.logsAfter(executionId, afterSeq, limit),
+      after,
+      final ? { status: final, droppedLines: this.droppedLines(executionId) } : null,
+    );
+  }
+
+  /** Subscribers only listen; hibernation needs the handler to exist. */
+  override async webSocketMessage(): Promise<void> {}
+
+  override async webSocketClose(socket: WebSocket, code: number): Promise<void> {
+    try {
+      socket.close(code === 1005 ? 1000 : code, "closing");
+    } catch {
+      // Already closed.
+    }
+  }
+
+  private endStream(executionId: string, status: ExecutionStatus): void {
+    const last =
+      this.sql.exec<{ next_seq: number }>("SELECT next_seq FROM log_state WHERE execution_id = ?", executionId).toArray()[0]?.next_seq ?? 1;
+    this.fanout.end(executionId, status, last - 1, this.droppedLines(executionId));
+  }
+
 
   /**
    * Finishes an attempt exactly once. A completion from an attempt that is no longer current is
@@ -305,6 +355,7 @@ export class AccountScheduler extends DurableObject<Env> {
       (path) => `executions/${executionId}/outputs/${path}`,
       now,
     );
+    this.endStream(executionId, result.status);
     this.waiters.wakeAll(); // a finished batch member frees capacity under its cap
     return "accepted";
   }
@@ -323,6 +374,7 @@ export class AccountScheduler extends DurableObject<Env> {
     });
     const mirror = cancelled.length > 0 ? this.mirror() : null;
     await Promise.all(cancelled.map((c) => mirror?.cancelled(c.id, c.attempt, now)));
+    for (const c of cancelled) this.endStream(c.id, "cancelled");
     this.waiters.wakeAll();
     return cancelled.map((c) => c.id);
   }
@@ -384,6 +436,7 @@ export class AccountScheduler extends DurableObject<Env> {
           (path) => `executions/${row.execution_id}/outputs/${path}`,
           now,
         );
+        this.endStream(row.execution_id, "failed");
       }
     }
     if (lapsed.length > 0) this.waiters.wakeAll();

@@ -6,3 +6,4 @@ export * from "./runtimes";
 export * from "./executions";
 export * from "./agent-protocol";
 export * from "./batches";
+export * from "./log-stream";

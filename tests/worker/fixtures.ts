@@ -52,3 +52,13 @@ export async function submit(key: string, sha: string, idempotencyKey = crypto.r
   return { status: response.status, view: executionViewSchema.parse(await response.json()) };
 }
 
+
+/** A key of a second, unrelated account, for tenant-isolation checks. */
+export async function strangerKey(): Promise<string> {
+  const { env } = await import("cloudflare:test");
+  const { createApiKey } = await import("../../worker/src/auth/api-keys");
+  const { drizzle } = await import("drizzle-orm/d1");
+  const id = `acct_stranger_${crypto.randomUUID().slice(0, 8)}`;
+  await env.DB.prepare("INSERT INTO accounts (id, email, created_at) VALUES (?, ?, 0)").bind(id, `${id}@example.com`).run();
+  return (await createApiKey(drizzle(env.DB), env.API_KEY_PEPPER, id)).key;
+}

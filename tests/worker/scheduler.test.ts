@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { heartbeatResponseSchema, leaseResponseSchema } from "../../shared/src/agent-protocol";
 import { executionViewSchema, logPageSchema, missingBlobsResponseSchema } from "../../shared/src/executions";
 import { sha256Hex } from "./fixtures";
-import { api, json, setup, submit, uploadScript } from "./fixtures";
+import { api, json, setup, strangerKey, submit, uploadScript } from "./fixtures";
 
 describe("scheduling through the account's Durable Object", () => {
   it("uploads only missing blobs, and refuses bytes that do not match their hash", async () => {
@@ -86,12 +86,7 @@ describe("scheduling through the account's Durable Object", () => {
     const { account } = await setup();
     const sha = await uploadScript(account.api_key, "print(2)\n");
     const { view } = await submit(account.api_key, sha);
-    await env.DB.prepare("INSERT INTO accounts (id, email, created_at) VALUES ('acct_intruder', 'intruder@example.com', 0)").run();
-    const intruderKey = await (async () => {
-      const { createApiKey } = await import("../../worker/src/auth/api-keys");
-      const { drizzle } = await import("drizzle-orm/d1");
-      return (await createApiKey(drizzle(env.DB), env.API_KEY_PEPPER, "acct_intruder")).key;
-    })();
+    const intruderKey = await strangerKey();
     for (const path of [`/executions/${view.id}`, `/executions/${view.id}/logs`, `/executions/${view.id}/artifacts`, `/executions/${view.id}/events`]) {
       expect((await api(path, intruderKey)).status, path).toBe(404);
     }

@@ -102,6 +102,17 @@ export const executionRoutes = new Hono<AppEnv>()
       return c.json(body);
     },
   )
+  .get("/executions/:id/stream", async (c) => {
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+      throw new ApiError(426 as 400, "bad_request", "This endpoint speaks WebSocket", "Connect with a WebSocket client, or poll /logs instead.");
+    }
+    const row = await ownedExecution(drizzle(c.env.DB), c.get("accountId"), c.req.param("id"));
+    const after = Number(c.req.query("after") ?? 0);
+    const target = new URL("https://scheduler/stream");
+    target.searchParams.set("execution", row.id);
+    target.searchParams.set("after", String(Number.isInteger(after) && after >= 0 ? after : 0));
+    return schedulerFor(c.env, c.get("accountId")).fetch(new Request(target, c.req.raw));
+  })
   .get("/executions/:id/artifacts", async (c) => {
     const accountId = c.get("accountId");
     const db = drizzle(c.env.DB);
