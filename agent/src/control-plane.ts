@@ -89,7 +89,11 @@ export class ControlPlane {
   }
 
   outputs(executionId: string, body: z.input<typeof outputUploadRequestSchema>): Promise<OutputUploadResponse> {
-    return this.call(`/agent/v1/executions/${encodeURIComponent(executionId)}/outputs`, outputUploadRequestSchema.parse(body), outputUploadResponseSchema);
+    return this.call(
+      `/agent/v1/executions/${encodeURIComponent(executionId)}/outputs`,
+      outputUploadRequestSchema.parse(body),
+      outputUploadResponseSchema,
+    );
   }
 
   async complete(executionId: string, body: z.input<typeof completeRequestSchema>): Promise<void> {
@@ -106,7 +110,13 @@ export class ControlPlane {
    * GETs a signed URL straight to `dest`, hashing on the way, and checks the sha256. The credential
    * is not sent: the URL carries its own signature.
    */
-  async download(url: string, dest: string, expectedSha256: string | null, signal?: AbortSignal, maxBytes = Number.POSITIVE_INFINITY): Promise<void> {
+  async download(
+    url: string,
+    dest: string,
+    expectedSha256: string | null,
+    signal?: AbortSignal,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): Promise<void> {
     let res: Response;
     try {
       res = await this.fetchImpl(this.resolveUrl(url), { signal: signal ?? null });
@@ -151,7 +161,13 @@ export class ControlPlane {
         ...(signal ? { signal } : {}),
       });
       req.on("timeout", () => req.destroy(new ApiUnreachableError("upload timed out")));
-      req.on("error", (err) => reject(err instanceof ApiUnreachableError || signal?.aborted ? err : new ApiUnreachableError(`upload failed: ${networkErrorSummary(err)}`)));
+      req.on("error", (err) =>
+        reject(
+          err instanceof ApiUnreachableError || signal?.aborted
+            ? err
+            : new ApiUnreachableError(`upload failed: ${networkErrorSummary(err)}`),
+        ),
+      );
       req.on("response", (res) => {
         res.resume();
         const status = res.statusCode ?? 0;
@@ -207,13 +223,19 @@ export class ControlPlane {
     }
     if (!res.ok) {
       const message = (json as { error?: { message?: unknown } } | null)?.error?.message;
-      throw new ApiResponseError(`POST ${path} answered ${res.status}${typeof message === "string" ? `: ${message.slice(0, 300)}` : ""}`, res.status);
+      throw new ApiResponseError(
+        `POST ${path} answered ${res.status}${typeof message === "string" ? `: ${message.slice(0, 300)}` : ""}`,
+        res.status,
+      );
     }
     if (schema === null) return undefined as T;
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
       const first = parsed.error.issues[0];
-      throw new ApiResponseError(`POST ${path}: unexpected reply (${first ? `${first.path.join(".")}: ${first.message}` : "invalid"})`, res.status);
+      throw new ApiResponseError(
+        `POST ${path}: unexpected reply (${first ? `${first.path.join(".")}: ${first.message}` : "invalid"})`,
+        res.status,
+      );
     }
     return parsed.data;
   }

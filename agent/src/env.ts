@@ -41,7 +41,9 @@ const agentEnvSchema = z.object({
   /** How many tasks run at once. Default: the machine's available parallelism. */
   RGRID_AGENT_SLOTS: positiveInt("RGRID_AGENT_SLOTS").pipe(z.number().max(512, "RGRID_AGENT_SLOTS must be at most 512")).optional(),
   /** `docker`, `process`, or `auto` (docker when an engine answers, else process — local mode only). */
-  RGRID_AGENT_BACKEND: z.enum(["auto", "docker", "process"], { error: "RGRID_AGENT_BACKEND must be auto, docker or process" }).default("auto"),
+  RGRID_AGENT_BACKEND: z
+    .enum(["auto", "docker", "process"], { error: "RGRID_AGENT_BACKEND must be auto, docker or process" })
+    .default("auto"),
   /** "true" only when `rgrid dev` started this agent: the one case where unisolated processes are allowed. */
   RGRID_AGENT_LOCAL: boolString,
   /** How this worker appears in the console. Default: the host name. */

@@ -23,7 +23,9 @@ async function chooseRuntime(env: AgentEnv): Promise<ContainerRuntime> {
   const answers = env.backend !== "process" && (await dockerAnswers(docker));
   if (answers) return new DockerRuntime(docker);
   if (env.backend === "docker") {
-    throw new FatalError("RGRID_AGENT_BACKEND is docker but no Docker engine answered: start Docker and make sure this user can use its socket.");
+    throw new FatalError(
+      "RGRID_AGENT_BACKEND is docker but no Docker engine answered: start Docker and make sure this user can use its socket.",
+    );
   }
   if (!env.local) {
     throw new FatalError(
@@ -46,20 +48,35 @@ async function authenticate(env: AgentEnv, api: ControlPlane, backend: "docker" 
     return;
   }
   if (!env.registrationToken) {
-    throw new FatalError("No saved credential and RGRID_REGISTRATION_TOKEN is not set: start the agent with a registration token (from cloud-init user data or `rgrid dev`).");
+    throw new FatalError(
+      "No saved credential and RGRID_REGISTRATION_TOKEN is not set: start the agent with a registration token (from cloud-init user data or `rgrid dev`).",
+    );
   }
   let backoff = 1000;
   let outage = false;
   while (!stopped()) {
     try {
-      const reg = await api.register({ registration_token: env.registrationToken, name: env.name, slots: env.slots, backend, version: AGENT_VERSION });
-      await saveCredential(env.stateDir, { api_url: env.apiUrl, worker_id: reg.worker_id, account_id: reg.account_id, credential: reg.credential });
+      const reg = await api.register({
+        registration_token: env.registrationToken,
+        name: env.name,
+        slots: env.slots,
+        backend,
+        version: AGENT_VERSION,
+      });
+      await saveCredential(env.stateDir, {
+        api_url: env.apiUrl,
+        worker_id: reg.worker_id,
+        account_id: reg.account_id,
+        credential: reg.credential,
+      });
       api.setCredential(reg.credential);
       agentLog(`registered as worker ${reg.worker_id}`);
       return;
     } catch (err) {
       if (err instanceof CredentialRejectedError) {
-        throw new FatalError("The registration token was refused (401): tokens are one-time and expire. Mint a new one and restart the agent with it.");
+        throw new FatalError(
+          "The registration token was refused (401): tokens are one-time and expire. Mint a new one and restart the agent with it.",
+        );
       }
       if (!(err instanceof ApiUnreachableError)) throw new FatalError(`Registration failed: ${describeError(err)}`);
       if (!outage) agentLog(`control plane unreachable while registering (${describeError(err)}); retrying with backoff`);

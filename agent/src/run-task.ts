@@ -35,7 +35,13 @@ interface Completion {
  * completion. `signal` aborts it (lease revoked, shutdown past its grace): the script is killed and
  * nothing more is reported, because the attempt now belongs to someone else.
  */
-export async function runTask(task: Task, api: ControlPlane, runtime: ContainerRuntime, settings: TaskSettings, signal: AbortSignal): Promise<void> {
+export async function runTask(
+  task: Task,
+  api: ControlPlane,
+  runtime: ContainerRuntime,
+  settings: TaskSettings,
+  signal: AbortSignal,
+): Promise<void> {
   const id = task.execution_id;
   const label = `${id}-${task.attempt}`;
   const stale = new AbortController();
@@ -155,9 +161,23 @@ async function execute(
 
   let completion: Completion;
   if (o.kind === "timed_out") {
-    completion = { status: "timed_out", exitCode: null, durationMs: result.durationMs, errorMessage: timeoutMessage(task.timeout_seconds), transient: false, outputs: [] };
+    completion = {
+      status: "timed_out",
+      exitCode: null,
+      durationMs: result.durationMs,
+      errorMessage: timeoutMessage(task.timeout_seconds),
+      transient: false,
+      outputs: [],
+    };
   } else if (o.kind === "oom") {
-    completion = { status: "failed", exitCode: o.exitCode, durationMs: result.durationMs, errorMessage: oomMessage(task.memory_mb), transient: false, outputs: [] };
+    completion = {
+      status: "failed",
+      exitCode: o.exitCode,
+      durationMs: result.durationMs,
+      errorMessage: oomMessage(task.memory_mb),
+      transient: false,
+      outputs: [],
+    };
   } else {
     completion = {
       status: o.exitCode === 0 ? "succeeded" : "failed",
@@ -226,7 +246,9 @@ async function deliverCompletion(api: ControlPlane, task: Task, c: Completion, s
         transient: c.transient,
         outputs: c.outputs.map(({ absolutePath: _, ...f }) => f),
       });
-      agentLog(`attempt ${attemptLabel(task)} ${c.status}${c.exitCode !== null ? ` (exit ${c.exitCode})` : ""} in ${(c.durationMs / 1000).toFixed(1)}s`);
+      agentLog(
+        `attempt ${attemptLabel(task)} ${c.status}${c.exitCode !== null ? ` (exit ${c.exitCode})` : ""} in ${(c.durationMs / 1000).toFixed(1)}s`,
+      );
       return;
     } catch (err) {
       if (err instanceof StaleAttemptError) {

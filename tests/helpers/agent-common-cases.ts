@@ -48,7 +48,10 @@ export function registerCommonRuntimeCases(makeRuntime: () => ContainerRuntime):
 
   it("kills a script at its wall-clock timeout so a stuck job frees its slot", async () => {
     const started = Date.now();
-    const run = await runScript(runtime, state.dir, { script: "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n", timeoutSeconds: 2 });
+    const run = await runScript(runtime, state.dir, {
+      script: "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n",
+      timeoutSeconds: 2,
+    });
     expect(run.result.outcome).toEqual({ kind: "timed_out" });
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(run.stdout).toEqual(["sleeping"]);

@@ -78,7 +78,8 @@ export class FakeControlPlane {
     for (;;) {
       const v = what();
       if (v) return v;
-      if (Date.now() > until) throw new Error(`timed out waiting for the agent${this.debugOutput ? `; its output:\n${this.debugOutput()}` : ""}`);
+      if (Date.now() > until)
+        throw new Error(`timed out waiting for the agent${this.debugOutput ? `; its output:\n${this.debugOutput()}` : ""}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -88,14 +89,18 @@ export class FakeControlPlane {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks);
-    const json = (status: number, body: unknown): void => void res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    const json = (status: number, body: unknown): void =>
+      void res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 
     if (req.method === "GET" && url.pathname.startsWith("/blobs/")) {
       const blob = this.blobs.get(url.pathname.slice("/blobs/".length));
       return void (blob ? res.writeHead(200).end(blob) : res.writeHead(404).end());
     }
     if (req.method === "PUT" && url.pathname.startsWith("/upload/")) {
-      this.uploads.set(decodeURIComponent(url.pathname.slice("/upload/".length)), { bytes: raw, contentLength: req.headers["content-length"] });
+      this.uploads.set(decodeURIComponent(url.pathname.slice("/upload/".length)), {
+        bytes: raw,
+        contentLength: req.headers["content-length"],
+      });
       return void res.writeHead(200).end();
     }
     const body = raw.length ? (JSON.parse(raw.toString()) as Record<string, unknown>) : {};
@@ -103,7 +108,8 @@ export class FakeControlPlane {
       this.registrations++;
       return json(200, { worker_id: "wk_1", account_id: "acc_1", credential: this.credential });
     }
-    if (this.rejectCredential || req.headers.authorization !== `Bearer ${this.credential}`) return json(401, { error: { code: "unauthorized", message: "bad credential" } });
+    if (this.rejectCredential || req.headers.authorization !== `Bearer ${this.credential}`)
+      return json(401, { error: { code: "unauthorized", message: "bad credential" } });
     if (url.pathname === "/agent/v1/lease") {
       const free = Number(body.free_slots);
       if (this.queue.length === 0) await new Promise((r) => setTimeout(r, 200));
@@ -115,7 +121,9 @@ export class FakeControlPlane {
       this.heartbeats++;
       const leases = body.leases as { execution_id: string; attempt: number }[];
       const revoked = leases.filter((l) => this.revoke.has(`${l.execution_id}#${l.attempt}`)).map((l) => ({ ...l, reason: "cancelled" }));
-      const valid = leases.filter((l) => !this.revoke.has(`${l.execution_id}#${l.attempt}`)).map((l) => ({ ...l, lease_expires_at: Date.now() + 60_000 }));
+      const valid = leases
+        .filter((l) => !this.revoke.has(`${l.execution_id}#${l.attempt}`))
+        .map((l) => ({ ...l, lease_expires_at: Date.now() + 60_000 }));
       return json(200, { valid, revoked });
     }
     const m = /^\/agent\/v1\/executions\/([^/]+)\/(started|logs|outputs|complete)$/.exec(url.pathname);
@@ -130,7 +138,9 @@ export class FakeControlPlane {
         return json(200, { ok: true });
       case "outputs": {
         const files = body.files as { path: string }[];
-        return json(200, { uploads: files.map((f) => ({ path: f.path, upload_url: `${this.url}/upload/${encodeURIComponent(`${id}/${f.path}`)}` })) });
+        return json(200, {
+          uploads: files.map((f) => ({ path: f.path, upload_url: `${this.url}/upload/${encodeURIComponent(`${id}/${f.path}`)}` })),
+        });
       }
       default:
         if (this.fenced.has(id)) return json(409, { error: { code: "stale_attempt", message: "fenced" } });

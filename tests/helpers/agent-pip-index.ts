@@ -73,13 +73,17 @@ export function testWheel(version: string, value: number): { filename: string; d
  * A PEP 503 simple index on 127.0.0.1 serving the given wheels of `rgrid-testpkg`. Counts requests
  * so a test can tell whether pip ran at all.
  */
-export async function startSimpleIndex(wheels: { filename: string; data: Buffer }[]): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
+export async function startSimpleIndex(
+  wheels: { filename: string; data: Buffer }[],
+): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     const url = req.url ?? "/";
     requests.push(url);
     if (url === "/simple/" || url === "/simple") {
-      res.writeHead(200, { "content-type": "text/html" }).end('<html><body><a href="/simple/rgrid-testpkg/">rgrid-testpkg</a></body></html>');
+      res
+        .writeHead(200, { "content-type": "text/html" })
+        .end('<html><body><a href="/simple/rgrid-testpkg/">rgrid-testpkg</a></body></html>');
       return;
     }
     if (url.startsWith("/simple/rgrid-testpkg")) {

@@ -45,7 +45,10 @@ describe("dependency layers", () => {
     expect(first.log.some((l) => /Successfully installed rgrid-testpkg-1\.0/.test(l))).toBe(true);
     const idAfterBuild = await runtime.imageId(dependencyLayerTag(BASE, reqV1));
 
-    const run = await runScript(runtime, state.dir, { image: dependencyLayerTag(BASE, reqV1), script: "import rgrid_testpkg\nprint(rgrid_testpkg.VALUE)\n" });
+    const run = await runScript(runtime, state.dir, {
+      image: dependencyLayerTag(BASE, reqV1),
+      script: "import rgrid_testpkg\nprint(rgrid_testpkg.VALUE)\n",
+    });
     expect(run.stdout).toEqual(["42"]);
 
     const requestsBefore = index.requests.length;
@@ -62,7 +65,8 @@ describe("dependency layers", () => {
     await prepare(reqV1);
     const run = await runScript(runtime, state.dir, {
       image: dependencyLayerTag(BASE, reqV1),
-      script: "import os, rgrid_testpkg\nprint(os.getuid(), os.environ['PYTHONPATH'])\ntry:\n    open('/opt/rgrid/deps/x', 'w')\nexcept OSError as e:\n    print(e.errno)\n",
+      script:
+        "import os, rgrid_testpkg\nprint(os.getuid(), os.environ['PYTHONPATH'])\ntry:\n    open('/opt/rgrid/deps/x', 'w')\nexcept OSError as e:\n    print(e.errno)\n",
     });
     expect(run.stdout).toEqual(["1000 /opt/rgrid/deps", "30"]);
   });
@@ -72,7 +76,10 @@ describe("dependency layers", () => {
     expect(v2.r).toEqual({ ok: true, image: dependencyLayerTag(BASE, reqV2), env: {} });
     expect(dependencyLayerTag(BASE, reqV2)).not.toBe(dependencyLayerTag(BASE, reqV1));
     expect(v2.log.some((l) => l.startsWith("Building dependency layer"))).toBe(true);
-    const run = await runScript(runtime, state.dir, { image: dependencyLayerTag(BASE, reqV2), script: "import rgrid_testpkg\nprint(rgrid_testpkg.VALUE)\n" });
+    const run = await runScript(runtime, state.dir, {
+      image: dependencyLayerTag(BASE, reqV2),
+      script: "import rgrid_testpkg\nprint(rgrid_testpkg.VALUE)\n",
+    });
     expect(run.stdout).toEqual(["43"]);
   });
 
@@ -85,7 +92,10 @@ describe("dependency layers", () => {
       expect(builds).toHaveLength(1);
       expect([...a.log, ...b.log].some((l) => l.startsWith("Waiting for dependency layer"))).toBe(true);
     } finally {
-      await docker.getImage(dependencyLayerTag(BASE, req)).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getImage(dependencyLayerTag(BASE, req))
+        .remove({ force: true })
+        .catch(() => undefined);
     }
   });
 
@@ -94,6 +104,8 @@ describe("dependency layers", () => {
     expect(bad.r.ok).toBe(false);
     if (bad.r.ok) return;
     expect(bad.r.transient).toBe(false);
-    expect(bad.r.message).toMatch(/^Installing requirements failed \(pip exit 1\): .*No matching distribution found for rgrid-testpkg==9\.9/);
+    expect(bad.r.message).toMatch(
+      /^Installing requirements failed \(pip exit 1\): .*No matching distribution found for rgrid-testpkg==9\.9/,
+    );
   });
 });

@@ -98,7 +98,8 @@ describe("docker runtime", () => {
 
   it("caps processes so a fork bomb stays inside its container", async () => {
     const run = await runScript(runtime, state.dir, {
-      script: "import subprocess\nps = []\ntry:\n    for i in range(600):\n        ps.append(subprocess.Popen(['sleep', '5']))\n    print('spawned all')\nexcept OSError as e:\n    print('stopped at', len(ps))\nfor p in ps: p.kill()\n",
+      script:
+        "import subprocess\nps = []\ntry:\n    for i in range(600):\n        ps.append(subprocess.Popen(['sleep', '5']))\n    print('spawned all')\nexcept OSError as e:\n    print('stopped at', len(ps))\nfor p in ps: p.kill()\n",
       timeoutSeconds: 60,
     });
     expect(run.stdout[0]).toMatch(/^stopped at \d+$/);
@@ -123,16 +124,30 @@ describe("docker runtime", () => {
 
   it("fails an image that is absent and cannot be pulled as transient, with how to fix it", async () => {
     const logs: string[] = [];
-    const r = await runtime.prepare({ image: "rgrid/does-not-exist:1", requirements: null, pipIndexUrl: undefined, log: (t) => logs.push(t), scratchDir: state.dir });
+    const r = await runtime.prepare({
+      image: "rgrid/does-not-exist:1",
+      requirements: null,
+      pipIndexUrl: undefined,
+      log: (t) => logs.push(t),
+      scratchDir: state.dir,
+    });
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.transient).toBe(true);
-    expect(r.message).toMatch(/^Image "rgrid\/does-not-exist:1" not found locally and could not be pulled: .+; build it with infra\/build-runtimes\.sh or pass an image that exists$/);
+    expect(r.message).toMatch(
+      /^Image "rgrid\/does-not-exist:1" not found locally and could not be pulled: .+; build it with infra\/build-runtimes\.sh or pass an image that exists$/,
+    );
   });
 
   it("uses a present image without pulling", async () => {
     const logs: string[] = [];
-    const r = await runtime.prepare({ image: "rgrid/python:3.11", requirements: null, pipIndexUrl: undefined, log: (t) => logs.push(t), scratchDir: state.dir });
+    const r = await runtime.prepare({
+      image: "rgrid/python:3.11",
+      requirements: null,
+      pipIndexUrl: undefined,
+      log: (t) => logs.push(t),
+      scratchDir: state.dir,
+    });
     expect(r).toEqual({ ok: true, image: "rgrid/python:3.11", env: {} });
     expect(logs).toEqual([]);
   });

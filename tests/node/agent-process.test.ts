@@ -32,7 +32,12 @@ describe("agent process against a control plane", () => {
   const cp = new FakeControlPlane();
   let state: Awaited<ReturnType<typeof tempStateDir>>;
   const agents: AgentProc[] = [];
-  const baseEnv = () => ({ RGRID_API_URL: cp.url, RGRID_AGENT_STATE_DIR: state.dir, RGRID_AGENT_SLOTS: "2", RGRID_AGENT_GRACE_SECONDS: "30" });
+  const baseEnv = () => ({
+    RGRID_API_URL: cp.url,
+    RGRID_AGENT_STATE_DIR: state.dir,
+    RGRID_AGENT_SLOTS: "2",
+    RGRID_AGENT_GRACE_SECONDS: "30",
+  });
   const agent = (env: Record<string, string>) => {
     const a = startAgent(env);
     cp.debugOutput = a.output;
@@ -69,7 +74,12 @@ describe("agent process against a control plane", () => {
     const done = await cp.waitFor(() => cp.completions.get("exec_ok"));
     expect(done).toMatchObject({ attempt: 1, status: "succeeded", exit_code: 0, error_message: null, transient: false });
     expect(done.outputs).toEqual([
-      { path: "out/result.txt", size_bytes: 3, sha256: createHash("sha256").update("ABC").digest("hex"), content_type: "text/plain; charset=utf-8" },
+      {
+        path: "out/result.txt",
+        size_bytes: 3,
+        sha256: createHash("sha256").update("ABC").digest("hex"),
+        content_type: "text/plain; charset=utf-8",
+      },
     ]);
     expect(cp.uploads.get("exec_ok/out/result.txt")).toEqual({ bytes: Buffer.from("ABC"), contentLength: "3" });
     const lines = cp.logs.get("exec_ok") ?? [];
@@ -141,7 +151,9 @@ describe("agent process against a control plane", () => {
   it("refuses to start for a remote control plane without Docker, rather than run scripts unisolated", async () => {
     const a = agent({ ...baseEnv(), DOCKER_HOST: "unix:///nonexistent/docker.sock" });
     expect(await a.exited).toBe(1);
-    expect(a.output()).toContain("No Docker engine answered. An agent serving a remote control plane refuses to run scripts without isolation");
+    expect(a.output()).toContain(
+      "No Docker engine answered. An agent serving a remote control plane refuses to run scripts without isolation",
+    );
   });
 
   it("under rgrid dev without Docker runs scripts as processes and warns once that they are not isolated", async () => {
@@ -155,6 +167,8 @@ describe("agent process against a control plane", () => {
   it("rejects a bad environment with the variable's name and no stack trace", async () => {
     const a = agent({ RGRID_API_URL: "ftp://x", RGRID_AGENT_SLOTS: "many", RGRID_AGENT_STATE_DIR: state.dir });
     expect(await a.exited).toBe(1);
-    expect(a.output().trim()).toBe("[agent] invalid environment: RGRID_API_URL must be an http(s) URL; RGRID_AGENT_SLOTS must be a whole number");
+    expect(a.output().trim()).toBe(
+      "[agent] invalid environment: RGRID_API_URL must be an http(s) URL; RGRID_AGENT_SLOTS must be a whole number",
+    );
   });
 });

@@ -69,7 +69,11 @@ export class ProcessRuntime implements ContainerRuntime {
     });
     if (result.exitCode !== 0) {
       await rm(building, { recursive: true, force: true });
-      return { ok: false, transient: false, message: `Installing requirements failed (pip exit ${result.exitCode ?? "timeout"}): ${tail.join(" | ")}`.slice(0, 4000) };
+      return {
+        ok: false,
+        transient: false,
+        message: `Installing requirements failed (pip exit ${result.exitCode ?? "timeout"}): ${tail.join(" | ")}`.slice(0, 4000),
+      };
     }
     await rename(building, dir);
     return { ok: true, image: spec.image, env: {} };
@@ -82,7 +86,16 @@ export class ProcessRuntime implements ContainerRuntime {
     const program = await this.resolveInterpreter(interpreter);
     // Arguments name files as /work/…; here /work is the scratch folder.
     const args = rest.map((a) => (a === "/work" ? spec.workDir : a.startsWith("/work/") ? path.join(spec.workDir, a.slice(6)) : a));
-    const r = await this.spawnAndWait(program, args, spec.workDir, spec.env, spec.timeoutSeconds, spec.maxLineBytes, spec.onLine, spec.signal);
+    const r = await this.spawnAndWait(
+      program,
+      args,
+      spec.workDir,
+      spec.env,
+      spec.timeoutSeconds,
+      spec.maxLineBytes,
+      spec.onLine,
+      spec.signal,
+    );
     if (r.spawnError) return { outcome: { kind: "start_failed", message: r.spawnError }, durationMs: 0 };
     if (r.killedBy === "abort") return { outcome: { kind: "aborted" }, durationMs: r.durationMs };
     if (r.killedBy === "timeout") return { outcome: { kind: "timed_out" }, durationMs: r.durationMs };

@@ -52,9 +52,7 @@ export interface RunResult {
 }
 
 /** What a dependency-layer or image step produced: an image to run on, or why there is none. */
-export type PrepareResult =
-  | { ok: true; image: string; env: Record<string, string> }
-  | { ok: false; message: string; transient: boolean };
+export type PrepareResult = { ok: true; image: string; env: Record<string, string> } | { ok: false; message: string; transient: boolean };
 
 export interface PrepareSpec {
   image: string;
