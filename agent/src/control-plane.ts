@@ -246,7 +246,12 @@ export class ControlPlane {
  * port or signed URL, which stay out of logs.
  */
 function networkErrorSummary(err: unknown): string {
-  const e = err as { code?: unknown; name?: unknown; cause?: { code?: unknown; name?: unknown } } | null;
-  const code = e?.cause?.code ?? e?.code ?? e?.cause?.name ?? e?.name;
-  return typeof code === "string" ? code : "network error";
+  type Shape = { code?: unknown; name?: unknown; message?: unknown; cause?: Shape; errors?: Shape[] };
+  const e = err as Shape | null;
+  const code = e?.cause?.code ?? e?.cause?.errors?.[0]?.code ?? e?.code;
+  if (typeof code === "string") return code;
+  const message = e?.cause?.message ?? e?.message;
+  // Fall back to the message only when it names no address.
+  if (typeof message === "string" && !/:\/\/|\d+\.\d+\.\d+\.\d+|:\d{2,5}\b/.test(message)) return message.slice(0, 120);
+  return typeof e?.name === "string" ? e.name : "network error";
 }

@@ -81,7 +81,8 @@ async function authenticate(env: AgentEnv, api: ControlPlane, backend: "docker" 
       if (!(err instanceof ApiUnreachableError)) throw new FatalError(`Registration failed: ${describeError(err)}`);
       if (!outage) agentLog(`control plane unreachable while registering (${describeError(err)}); retrying with backoff`);
       outage = true;
-      await new Promise((r) => setTimeout(r, backoff));
+      // Wake early on SIGTERM: there is nothing to drain yet.
+      for (let waited = 0; waited < backoff && !stopped(); waited += 250) await new Promise((r) => setTimeout(r, 250));
       backoff = Math.min(backoff * 2, 30_000);
     }
   }
