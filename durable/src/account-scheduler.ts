@@ -4,6 +4,7 @@ import type { LogLine } from "../../shared/src/executions";
 import type { ExecutionStatus } from "../../shared/src/lifecycle";
 import type { Env } from "../../worker/src/env";
 import { D1Mirror } from "./d1-mirror";
+import { D1Outbox } from "./d1-outbox";
 import { LeaseWaiters } from "./lease-waiters";
 import { LogFanout } from "./log-fanout";
 import { SCHEDULER_SCHEMA } from "./scheduler-schema";
@@ -39,12 +40,14 @@ export class AccountScheduler extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly waiters = new LeaseWaiters();
   private readonly fanout: LogFanout;
+  private readonly outbox: D1Outbox;
   private accountId: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.fanout = new LogFanout(ctx);
+    this.outbox = new D1Outbox(this.sql, env.DB);
     ctx.blockConcurrencyWhile(async () => {
       for (const statement of SCHEDULER_SCHEMA) this.sql.exec(statement);
       this.accountId = this.meta("account_id");
@@ -57,7 +60,7 @@ export class AccountScheduler extends DurableObject<Env> {
 
   private mirror(): D1Mirror {
     if (!this.accountId) throw new Error("AccountScheduler used before enqueue bound it to an account");
-    return new D1Mirror(this.env.DB, this.accountId);
+    return new D1Mirror(this.accountId);
   }
 
   private bindAccount(accountId: string): void {
@@ -117,8 +120,7 @@ export class AccountScheduler extends DurableObject<Env> {
       const leased = this.takeQueued(workerId, freeSlots);
       if (leased.length > 0) {
         await this.ensureAlarm();
-        const mirror = this.mirror();
-        await Promise.all(leased.map((t) => mirror.leased(t.executionId, t.attempt, workerId, Date.now())));
+        this.flushSoon();
         return leased;
       }
       const remaining = deadline - Date.now();
@@ -162,6 +164,7 @@ export class AccountScheduler extends DurableObject<Env> {
           task.leaseExpiresAt,
           task.executionId,
         );
+        this.outbox.add(this.mirror().leased(task.executionId, task.attempt, workerId, now));
       }
       return leased;
     });
@@ -212,8 +215,11 @@ export class AccountScheduler extends DurableObject<Env> {
     if (!row || !this.isCurrent(row, attempt, workerId)) return false;
     if (row.state === "running") return true; // a replayed "started" changes nothing
     const now = Date.now();
-    this.sql.exec("UPDATE tasks SET state = 'running', started_at = ? WHERE execution_id = ?", now, executionId);
-    await this.mirror().started(executionId, attempt, now);
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("UPDATE tasks SET state = 'running', started_at = ? WHERE execution_id = ?", now, executionId);
+      this.outbox.add(this.mirror().started(executionId, attempt, now));
+    });
+    this.flushSoon();
     return true;
   }
 
@@ -340,21 +346,29 @@ export class AccountScheduler extends DurableObject<Env> {
     }
     const now = Date.now();
     if (result.transient && row.attempt < MAX_ATTEMPTS) {
-      this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", executionId);
-      await this.mirror().requeued(executionId, row.attempt, result.error_message ?? "a setup failure", false, now);
+      this.ctx.storage.transactionSync(() => {
+        this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", executionId);
+        this.outbox.add(this.mirror().requeued(executionId, row.attempt, result.error_message ?? "a setup failure", false, now));
+      });
+      this.flushSoon();
       this.waiters.wakeAll();
       return "retrying";
     }
-    this.sql.exec("UPDATE tasks SET state = ?, lease_expires_at = NULL WHERE execution_id = ?", result.status, executionId);
     const payload = JSON.parse(row.payload) as TaskPayload;
-    await this.mirror().finished(
-      executionId,
-      row.attempt,
-      { ...result, outputs: result.outputs ?? [] },
-      payload.cpus,
-      (path) => `executions/${executionId}/outputs/${path}`,
-      now,
-    );
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("UPDATE tasks SET state = ?, lease_expires_at = NULL WHERE execution_id = ?", result.status, executionId);
+      this.outbox.add(
+        this.mirror().finished(
+          executionId,
+          row.attempt,
+          { ...result, outputs: result.outputs ?? [] },
+          payload.cpus,
+          (path) => `executions/${executionId}/outputs/${path}`,
+          now,
+        ),
+      );
+    });
+    this.flushSoon();
     this.endStream(executionId, result.status);
     this.waiters.wakeAll(); // a finished batch member frees capacity under its cap
     return "accepted";
@@ -369,11 +383,12 @@ export class AccountScheduler extends DurableObject<Env> {
         const row = this.task(id);
         if (!row || !["queued", "leased", "running"].includes(row.state)) continue;
         this.sql.exec("UPDATE tasks SET state = 'cancelled', lease_expires_at = NULL WHERE execution_id = ?", id);
+        this.outbox.add(this.mirror().cancelled(id, row.attempt, now));
         cancelled.push({ id, attempt: row.attempt });
       }
     });
-    const mirror = cancelled.length > 0 ? this.mirror() : null;
-    await Promise.all(cancelled.map((c) => mirror?.cancelled(c.id, c.attempt, now)));
+    // Cancellation is rare and the user waits for it: apply it to D1 before answering.
+    await this.outbox.flush();
     for (const c of cancelled) this.endStream(c.id, "cancelled");
     this.waiters.wakeAll();
     return cancelled.map((c) => c.id);
@@ -401,6 +416,20 @@ export class AccountScheduler extends DurableObject<Env> {
     return counts;
   }
 
+  /**
+   * Applies pending D1 mirror statements now, so readers of D1 read the scheduler's writes. A
+   * failure is logged, not thrown: the reader then sees slightly older state, and the alarm retries.
+   */
+  async flushMirror(): Promise<void> {
+    await this.outbox.flush().catch((error: unknown) => console.error(JSON.stringify({ msg: "D1 mirror flush failed", error: String(error) })));
+  }
+
+  /** Flushes in the background; the alarm (armed here) retries if D1 is unreachable. */
+  private flushSoon(): void {
+    this.outbox.flushSoon();
+    void this.ensureAlarm();
+  }
+
   private async ensureAlarm(): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null) await this.ctx.storage.setAlarm(Date.now() + LEASE_MS);
@@ -411,38 +440,53 @@ export class AccountScheduler extends DurableObject<Env> {
    * this only acts on leases that are still lapsed when it runs, and re-arms while any are live.
    */
   override async alarm(): Promise<void> {
+    await this.outbox.flush().catch((error: unknown) => console.error(JSON.stringify({ msg: "D1 mirror flush failed in alarm", error: String(error) })));
     const now = Date.now();
     const lapsed = this.sql
       .exec<TaskRow>("SELECT * FROM tasks WHERE state IN ('leased', 'running') AND lease_expires_at < ?", now)
       .toArray();
     for (const row of lapsed) {
       if (row.attempt < MAX_ATTEMPTS) {
-        this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", row.execution_id);
-        await this.mirror().requeued(row.execution_id, row.attempt, "worker failure (heartbeat lost)", true, now);
+        this.ctx.storage.transactionSync(() => {
+          this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", row.execution_id);
+          this.outbox.add(this.mirror().requeued(row.execution_id, row.attempt, "worker failure (heartbeat lost)", true, now));
+        });
       } else {
-        this.sql.exec("UPDATE tasks SET state = 'failed', lease_expires_at = NULL WHERE execution_id = ?", row.execution_id);
         const payload = JSON.parse(row.payload) as TaskPayload;
-        await this.mirror().finished(
-          row.execution_id,
-          row.attempt,
-          {
-            status: "failed",
-            exit_code: null,
-            duration_ms: 0,
-            error_message: `Worker lost ${MAX_ATTEMPTS} times in a row; giving up. Check your agents (\`rgrid dev\` locally).`,
-            outputs: [],
-          },
-          payload.cpus,
-          (path) => `executions/${row.execution_id}/outputs/${path}`,
-          now,
-        );
+        this.ctx.storage.transactionSync(() => {
+          this.sql.exec("UPDATE tasks SET state = 'failed', lease_expires_at = NULL WHERE execution_id = ?", row.execution_id);
+          this.outbox.add(
+            this.mirror().finished(
+              row.execution_id,
+              row.attempt,
+              {
+                status: "failed",
+                exit_code: null,
+                duration_ms: 0,
+                error_message: `Worker lost ${MAX_ATTEMPTS} times in a row; giving up. Check your agents (\`rgrid dev\` locally).`,
+                outputs: [],
+              },
+              payload.cpus,
+              (path) => `executions/${row.execution_id}/outputs/${path}`,
+              now,
+            ),
+          );
+        });
         this.endStream(row.execution_id, "failed");
       }
     }
-    if (lapsed.length > 0) this.waiters.wakeAll();
+    if (lapsed.length > 0) {
+      this.flushSoon();
+      this.waiters.wakeAll();
+    }
     const next = this.sql
       .exec<{ next: number | null }>("SELECT MIN(lease_expires_at) AS next FROM tasks WHERE state IN ('leased', 'running')")
       .toArray()[0]?.next;
-    if (next !== null && next !== undefined) await this.ctx.storage.setAlarm(Math.max(next + 1000, Date.now() + 1000));
+    // While statements wait in the outbox (D1 was unreachable), come back soon to retry them.
+    const retryFlushAt = this.outbox.pending() > 0 ? Date.now() + 5000 : null;
+    const candidates = [next === null || next === undefined ? null : Math.max(next + 1000, Date.now() + 1000), retryFlushAt].filter(
+      (t): t is number => t !== null,
+    );
+    if (candidates.length > 0) await this.ctx.storage.setAlarm(Math.min(...candidates));
   }
 }

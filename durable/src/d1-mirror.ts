@@ -2,26 +2,37 @@ import type { CompleteRequest } from "../../shared/src/agent-protocol";
 import type { EventType } from "../../shared/src/lifecycle";
 import { MICROS_PER_CPU_SECOND } from "./task-record";
 
+/** One D1 statement, stored in the scheduler's outbox until it has been applied. */
+export interface MirrorStatement {
+  sql: string;
+  params: (string | number | null)[];
+}
+
+/** Builds statements as data, with the same `prepare(...).bind(...)` reading as D1's API. */
+function prepare(sql: string) {
+  return { bind: (...params: (string | number | null | undefined)[]): MirrorStatement => ({ sql, params: params.map((p) => p ?? null) }) };
+}
+
 /**
- * Mirrors scheduler transitions into D1, where they are queried. Every statement is an idempotent
- * upsert or a guarded update keyed by execution and attempt, so replaying one changes nothing.
+ * The D1 statements that mirror scheduler transitions, where they are queried. Every statement is
+ * an idempotent upsert or a guarded update keyed by execution and attempt (events carry a dedupe
+ * key), so replaying one after a crash changes nothing.
  */
 export class D1Mirror {
-  constructor(
-    private readonly db: D1Database,
-    private readonly accountId: string,
-  ) {}
+  private readonly db = { prepare };
+
+  constructor(private readonly accountId: string) {}
 
   private event(executionId: string, attempt: number | null, type: EventType, message: string, at: number) {
     return this.db
       .prepare(
-        "INSERT INTO events (account_id, execution_id, attempt, type, message, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO events (account_id, execution_id, attempt, type, message, created_at, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
       )
-      .bind(this.accountId, executionId, attempt, type, message, at);
+      .bind(this.accountId, executionId, attempt, type, message, at, `${executionId}:${attempt ?? 0}:${type}`);
   }
 
-  async leased(executionId: string, attempt: number, workerId: string, at: number): Promise<void> {
-    await this.db.batch([
+  leased(executionId: string, attempt: number, workerId: string, at: number): MirrorStatement[] {
+    return [
       this.db
         .prepare("UPDATE executions SET status = 'leased', attempt = ?, worker_id = ? WHERE id = ? AND account_id = ?")
         .bind(attempt, workerId, executionId, this.accountId),
@@ -31,11 +42,11 @@ export class D1Mirror {
         )
         .bind(executionId, attempt, this.accountId, workerId, at),
       this.event(executionId, attempt, "leased", `attempt ${attempt} leased to ${workerId}`, at),
-    ]);
+    ];
   }
 
-  async started(executionId: string, attempt: number, at: number): Promise<void> {
-    await this.db.batch([
+  started(executionId: string, attempt: number, at: number): MirrorStatement[] {
+    return [
       this.db
         .prepare("UPDATE executions SET status = 'running', started_at = ? WHERE id = ? AND attempt = ? AND account_id = ?")
         .bind(at, executionId, attempt, this.accountId),
@@ -43,10 +54,10 @@ export class D1Mirror {
         .prepare("UPDATE attempts SET status = 'running', started_at = ? WHERE execution_id = ? AND attempt = ?")
         .bind(at, executionId, attempt),
       this.event(executionId, attempt, "started", `attempt ${attempt} started`, at),
-    ]);
+    ];
   }
 
-  async requeued(executionId: string, attempt: number, reason: string, lost: boolean, at: number): Promise<void> {
+  requeued(executionId: string, attempt: number, reason: string, lost: boolean, at: number): MirrorStatement[] {
     const statements = [
       this.db
         .prepare("UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = ? AND account_id = ?")
@@ -59,17 +70,17 @@ export class D1Mirror {
     statements.push(
       this.event(executionId, attempt, "retried", `Auto-retry ${attempt}/${MAX_RETRIES_LABEL} after ${reason}`, at),
     );
-    await this.db.batch(statements);
+    return statements;
   }
 
-  async finished(
+  finished(
     executionId: string,
     attempt: number,
     result: Pick<CompleteRequest, "status" | "exit_code" | "duration_ms" | "error_message" | "outputs">,
     cpus: number,
     outputKeys: (path: string) => string,
     at: number,
-  ): Promise<void> {
+  ): MirrorStatement[] {
     const cost = Math.ceil(((result.duration_ms ?? 0) / 1000) * cpus * MICROS_PER_CPU_SECOND);
     const statements = [
       this.db
@@ -107,11 +118,11 @@ export class D1Mirror {
           ),
       );
     }
-    await this.db.batch(statements);
+    return statements;
   }
 
-  async cancelled(executionId: string, attempt: number, at: number): Promise<void> {
-    await this.db.batch([
+  cancelled(executionId: string, attempt: number, at: number): MirrorStatement[] {
+    return [
       this.db
         .prepare("UPDATE executions SET status = 'cancelled', finished_at = ? WHERE id = ? AND account_id = ?")
         .bind(at, executionId, this.accountId),
@@ -119,7 +130,7 @@ export class D1Mirror {
         .prepare("UPDATE attempts SET status = 'cancelled', finished_at = ? WHERE execution_id = ? AND attempt = ?")
         .bind(at, executionId, attempt),
       this.event(executionId, attempt || null, "cancelled", "cancelled by the user", at),
-    ]);
+    ];
   }
 }
 

@@ -24,4 +24,5 @@ export const SCHEDULER_SCHEMA = [
      PRIMARY KEY (execution_id, attempt, source_seq)
    )`,
   "CREATE TABLE IF NOT EXISTS log_state (execution_id TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, dropped INTEGER NOT NULL)",
+  "CREATE TABLE IF NOT EXISTS d1_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sql TEXT NOT NULL, params TEXT NOT NULL)",
 ];

@@ -92,7 +92,7 @@ export const missingBlobsResponseSchema = z.object({
 
 export const logStreamSchema = z.enum(["stdout", "stderr", "system"]);
 export const logLineSchema = z.object({
-  /** 1-based, per execution attempt-independent sequence; gap-free. */
+  /** 1-based and gap-free. From an agent: per attempt (the scheduler dedupes on attempt + seq). To a reader: one per-execution sequence across attempts, assigned by the scheduler. */
   seq: z.number().int().min(1),
   stream: logStreamSchema,
   /** Epoch milliseconds when the agent read the line. */

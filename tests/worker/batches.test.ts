@@ -56,17 +56,21 @@ describe("batches", () => {
     const started = Date.now();
     const poll = agent("/lease", { free_slots: 1, wait_ms: 10_000 });
     await new Promise((r) => setTimeout(r, 200));
-    await createBatch(account.api_key, sha, 1, 1);
+    const { batchId } = await createBatch(account.api_key, sha, 1, 1);
     const leased = leaseResponseSchema.parse(await (await poll).json());
     expect(leased.tasks).toHaveLength(1);
     expect(Date.now() - started).toBeLessThan(5_000);
+    // Reading the batch waits for the scheduler's D1 mirror, so no write is in flight when this test's storage is reset.
+    expect(batchViewSchema.parse(await (await api(`/batches/${batchId}`, account.api_key)).json()).counts.leased).toBe(1);
   });
 
   it("retries a failed execution as a new linked execution with the same env, counted in its place", async () => {
     const { account, agent } = await setup();
     const sha = await uploadScript(account.api_key, "import sys; sys.exit(1)\n");
     const { batchId } = await createBatch(account.api_key, sha, 2, 2);
-    const leased = leaseResponseSchema.parse(await (await agent("/lease", { free_slots: 2, wait_ms: 0 })).json()).tasks;
+    // Leftovers of earlier tests may share this account's queue: look only at this batch.
+    const leased = leaseResponseSchema.parse(await (await agent("/lease", { free_slots: 20, wait_ms: 0 })).json()).tasks.filter((t) => t.batch_id === batchId);
+    expect(leased).toHaveLength(2);
     await agent(`/executions/${leased[0]!.execution_id}/complete`, finish("failed", 1));
     await agent(`/executions/${leased[1]!.execution_id}/complete`, finish("succeeded", 1));
     const before = batchViewSchema.parse(await (await api(`/batches/${batchId}`, account.api_key)).json());

@@ -103,8 +103,9 @@ export async function submitExecutions(
   if (winners.length > 0) {
     await env.DB.batch(
       winners.map((row) =>
-        env.DB.prepare("INSERT INTO events (account_id, execution_id, attempt, type, message, created_at) VALUES (?, ?, NULL, 'queued', ?, ?)")
-          .bind(accountId, row.id, `queued ${row.scriptName}`, now),
+        env.DB.prepare(
+          "INSERT OR IGNORE INTO events (account_id, execution_id, attempt, type, message, created_at, dedupe_key) VALUES (?, ?, NULL, 'queued', ?, ?, ?)",
+        ).bind(accountId, row.id, `queued ${row.scriptName}`, now, `${row.id}:0:queued`),
       ),
     );
     const envByKey = new Map(fresh.map((r) => [r.idempotency_key, r]));

@@ -126,4 +126,5 @@ export const events = sqliteTable("events", {
   type: text("type").notNull(),
   message: text("message").notNull().default(""),
   createdAt: integer("created_at").notNull(),
+  dedupeKey: text("dedupe_key"),
 });

@@ -44,6 +44,7 @@ export const batchRoutes = new Hono<AppEnv>()
   .get("/batches/:id", async (c) => {
     const accountId = c.get("accountId");
     const batch = await ownedBatch(drizzle(c.env.DB), accountId, c.req.param("id"));
+    await schedulerFor(c.env, accountId).flushMirror();
     const rows = await c.env.DB.prepare(`SELECT e.status AS status, COUNT(*) AS n ${CURRENT_IN_BATCH} GROUP BY e.status`)
       .bind(batch.id, accountId)
       .all<{ status: keyof BatchCounts; n: number }>();

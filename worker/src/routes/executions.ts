@@ -8,7 +8,7 @@ import {
   type ArtifactView,
   type LogPage,
 } from "../../../shared/src/executions";
-import { executionStatusSchema, type ExecutionStatus } from "../../../shared/src/lifecycle";
+import { executionStatusSchema, isFinalStatus, type ExecutionStatus } from "../../../shared/src/lifecycle";
 import { artifacts, events, executions } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError, notFound } from "../http-error";
@@ -59,6 +59,7 @@ export const executionRoutes = new Hono<AppEnv>()
   })
   .get("/executions", zValidator("query", listQuerySchema), async (c) => {
     const query = c.req.valid("query");
+    await schedulerFor(c.env, c.get("accountId")).flushMirror();
     const conditions = [eq(executions.accountId, c.get("accountId"))];
     if (query.status) conditions.push(eq(executions.status, query.status));
     if (query.batch) conditions.push(eq(executions.batchId, query.batch));
@@ -81,7 +82,14 @@ export const executionRoutes = new Hono<AppEnv>()
     return c.json({ executions: page.map(toExecutionView), next_cursor: next });
   })
   .get("/executions/:id", async (c) => {
-    return c.json(toExecutionView(await ownedExecution(drizzle(c.env.DB), c.get("accountId"), c.req.param("id"))));
+    const db = drizzle(c.env.DB);
+    let row = await ownedExecution(db, c.get("accountId"), c.req.param("id"));
+    if (!isFinalStatus(row.status as ExecutionStatus)) {
+      // The scheduler may hold transitions not yet mirrored to D1: apply them, then read again.
+      await schedulerFor(c.env, c.get("accountId")).flushMirror();
+      row = await ownedExecution(db, c.get("accountId"), row.id);
+    }
+    return c.json(toExecutionView(row));
   })
   .get(
     "/executions/:id/logs",
@@ -136,6 +144,7 @@ export const executionRoutes = new Hono<AppEnv>()
   })
   .get("/executions/:id/events", async (c) => {
     const db = drizzle(c.env.DB);
+    await schedulerFor(c.env, c.get("accountId")).flushMirror();
     const row = await ownedExecution(db, c.get("accountId"), c.req.param("id"));
     const rows = await db
       .select({ type: events.type, message: events.message, attempt: events.attempt, created_at: events.createdAt })
