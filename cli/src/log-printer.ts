@@ -20,12 +20,20 @@ export class LogPrinter {
   ) {
     const stderr = terminal.stderr as NodeJS.WritableStream & { isTTY?: boolean };
     this.dim = stderr.isTTY === true && !env.NO_COLOR && env.TERM !== "dumb";
+    // `rgrid run x.py | head -1`: once the reader is gone, drop stdout lines rather than crash, so
+    // the run still finishes, downloads its outputs and exits with the script's code.
+    terminal.stdout.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EPIPE") this.stdoutClosed = true;
+      else throw error;
+    });
   }
+
+  private stdoutClosed = false;
 
   print = (line: LogLine): void => {
     const stamp = this.timestamps ? `${formatTime(line.ts)}.${String(line.ts % 1000).padStart(3, "0")} ` : "";
     if (line.stream === "stdout") {
-      this.terminal.stdout.write(`${stamp}${line.text}\n`);
+      if (!this.stdoutClosed) this.terminal.stdout.write(`${stamp}${line.text}\n`);
       return;
     }
     this.remember(line.text);

@@ -172,6 +172,23 @@ describe("rgrid run", () => {
     for (const r of [missing, badRuntime, badMemory]) expect(r.stderr).not.toContain("Uploaded");
   });
 
+  it("keeps going when the reader of its stdout goes away (| head), so outputs still download and the exit code is the script's", async () => {
+    const cwd = project({ "many.py": "for i in range(20000):\n    print('line', i)\nopen('made.txt','w').write('ok')\n" });
+    const child = spawn("bash", ["-c", `"$RGRID_NODE" "$RGRID_CLI" run many.py | head -n 1; echo "rgrid exit: \${PIPESTATUS[0]}" >&2`], {
+      cwd,
+      env: { ...cliEnv(stack.home), RGRID_NODE: nodeForStack(), RGRID_CLI: cliBin },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    await new Promise((resolve) => child.once("close", resolve));
+    expect(stdout).toBe("line 0\n");
+    expect(stderr).toContain("rgrid exit: 0");
+    expect(stderr).not.toContain("EPIPE");
+    expect(fs.readFileSync(path.join(cwd, "made.txt"), "utf8")).toBe("ok");
+  });
+
   it("stops a script at its --timeout, exits 124 and suggests a longer timeout", async () => {
     const cwd = project({ "slow.py": "import time\nprint('starting', flush=True)\ntime.sleep(60)\n" });
     const result = await rgrid(cwd, ["run", "--timeout", "2s", "slow.py"]);

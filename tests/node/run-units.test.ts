@@ -10,6 +10,7 @@ import { formatBytes, formatDuration } from "../../cli/src/human-format";
 import { separateScriptArgs } from "../../cli/src/run/argv";
 import { parseCpus, parseEnv, parseMemory, parseMetadata, parseRuntime, parseTimeout } from "../../cli/src/run/options";
 import { planRun } from "../../cli/src/run/plan";
+import { prepareRun } from "../../cli/src/commands/run";
 
 // The pure parts of `rgrid run`: option parsing, argument rewriting, failure explanations.
 
@@ -244,5 +245,40 @@ describe("human formats", () => {
     expect(formatDuration(12_340)).toBe("12.3 s");
     expect(formatDuration(245_000)).toBe("4m 05s");
     expect(formatDuration(3_720_000)).toBe("1h 02m");
+  });
+});
+
+describe("prepareRun", () => {
+  async function prepare(files: Record<string, string>, options: Parameters<typeof prepareRun>[2], args: string[] = []) {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "rgrid-prepare-"));
+    for (const [name, text] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(cwd, name)), { recursive: true });
+      fs.writeFileSync(path.join(cwd, name), text);
+    }
+    const terminal = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+    return prepareRun("job.py", args, options, { terminal, env: { RGRID_HOME: path.join(cwd, "home") }, cwd, home: path.join(cwd, "home"), profileFlag: undefined });
+  }
+
+  it("takes limits and runtime from .rgrid/config, and lets flags override them, so a team's defaults apply without retyping", async () => {
+    const config = { "job.py": "print(1)\n", ".rgrid/config": "runtime = python:3.11-datascience\ntimeout = 10m\nmemory = 1g\ncpus = 2\n" };
+    const fromConfig = await prepare(config, {});
+    expect(fromConfig.request).toMatchObject({ runtime: "python:3.11-datascience", timeout_seconds: 600, memory_mb: 1024, cpus: 2, network: "bridge" });
+    const overridden = await prepare(config, { timeout: "30s", memory: "512m", cpus: "0.5", network: "none", image: "alpine:3" });
+    expect(overridden.request).toMatchObject({ image: "alpine:3", timeout_seconds: 30, memory_mb: 512, cpus: 0.5, network: "none" });
+    expect(overridden.request.runtime).toBeUndefined(); // --image replaces the configured runtime
+  });
+
+  it("sends the requirements hash and every file once, with a fresh idempotency key per submission", async () => {
+    const files = { "job.py": "print(1)\n", "requirements.txt": "requests==2.32.3\n", "in.txt": "x" };
+    const a = await prepare(files, {}, ["in.txt"]);
+    const b = await prepare(files, {}, ["in.txt"]);
+    expect(a.request.requirements_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(a.request.inputs).toEqual([{ path: "in.txt", sha256: a.files[1]?.sha256 }]);
+    expect(a.files.map((f) => f.remotePath)).toEqual(["job.py", "in.txt", "requirements.txt"]);
+    expect(a.request.idempotency_key).not.toBe(b.request.idempotency_key);
+  });
+
+  it("refuses --runtime together with --image", async () => {
+    await expect(prepare({ "job.py": "" }, { runtime: "python:3.11", image: "alpine" })).rejects.toThrow(/either --runtime or --image/);
   });
 });

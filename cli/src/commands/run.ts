@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { createExecutionRequestSchema, type CreateExecutionRequest, type ExecutionStatus, type ExecutionView } from "../../../shared/src/index";
+import { createExecutionRequestSchema, isFinalStatus, type CreateExecutionRequest, type ExecutionStatus, type ExecutionView } from "../../../shared/src/index";
 import type { ApiClient } from "../api-client";
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
@@ -127,7 +127,22 @@ export async function followExecution(
   } finally {
     process.removeListener("SIGINT", onSigint);
   }
-  return api.getExecution(executionId);
+  return finalView(api, executionId, result.status);
+}
+
+/**
+ * The execution once its record is final. The log stream can report "complete" a moment before the
+ * queryable record catches up (they are written separately), so wait briefly for it.
+ */
+async function finalView(api: ApiClient, executionId: string, logStatus: ExecutionStatus): Promise<ExecutionView> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const view = await api.getExecution(executionId);
+    if (isFinalStatus(view.status)) return view;
+    // Still behind: trust the log stream's final status (the exit code may then be unknown).
+    if (Date.now() > deadline) return { ...view, status: logStatus };
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 /** Prints why a finished execution failed (when rgrid can tell), after its logs. */
