@@ -117,6 +117,7 @@ export async function followExecution(
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.on("SIGINT", onSigint);
+  let logStatus: ExecutionStatus;
   try {
     const result = await followLogs({ api, executionId, onLine: printer.print, signal: controller.signal, ...(onStatus ? { onStatus } : {}) });
     if (result.kind === "detached") {
@@ -124,10 +125,11 @@ export async function followExecution(
       return undefined;
     }
     if (result.droppedLines > 0) ctx.terminal.stderr.write(`(${result.droppedLines} log lines were dropped past the log size limit)\n`);
+    logStatus = result.status;
   } finally {
     process.removeListener("SIGINT", onSigint);
   }
-  return finalView(api, executionId, result.status);
+  return finalView(api, executionId, logStatus);
 }
 
 /**
