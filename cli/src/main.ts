@@ -51,8 +51,10 @@ export function buildProgram(): Command {
     .command("dev")
     .description("run the control plane locally (wrangler dev) and write the profile \"local\"")
     .option("--port <port>", "port to listen on, on 127.0.0.1", "8787")
-    .action(async (options: { port: string }, command: Command) => {
-      process.exitCode = await dev({ port: options.port }, contextOf(command));
+    .option("--slots <n>", "executions the local agent runs at once (default: CPU cores)")
+    .option("--no-agent", "start only the control plane, without a local agent")
+    .action(async (options: { port: string; slots?: string; agent: boolean }, command: Command) => {
+      process.exitCode = await dev({ port: options.port, slots: options.slots, agent: options.agent }, contextOf(command));
     });
 
   program

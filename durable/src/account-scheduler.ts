@@ -339,6 +339,28 @@ export class AccountScheduler extends DurableObject<Env> {
    * Transient setup failures are requeued as the next attempt while attempts remain.
    */
   async complete(workerId: string, executionId: string, result: CompleteRequest): Promise<CompletionOutcome> {
+    const outcome = this.completeOne(workerId, executionId, result);
+    this.afterCompletions([outcome]);
+    return outcome;
+  }
+
+  /** Several completions in one call; each is fenced and deduplicated exactly as `complete`. */
+  async completeMany(
+    workerId: string,
+    completions: (CompleteRequest & { execution_id: string })[],
+  ): Promise<{ execution_id: string; outcome: CompletionOutcome }[]> {
+    const outcomes = completions.map((c) => ({ execution_id: c.execution_id, outcome: this.completeOne(workerId, c.execution_id, c) }));
+    this.afterCompletions(outcomes.map((o) => o.outcome));
+    return outcomes;
+  }
+
+  private afterCompletions(outcomes: CompletionOutcome[]): void {
+    if (!outcomes.some((o) => o === "accepted" || o === "retrying")) return;
+    this.flushSoon();
+    this.waiters.wakeAll(); // a finished batch member frees capacity under its cap; a retry is queued work
+  }
+
+  private completeOne(workerId: string, executionId: string, result: CompleteRequest): CompletionOutcome {
     const row = this.task(executionId);
     if (!row || !this.isCurrent(row, result.attempt, workerId)) {
       const replay = row !== null && row.attempt === result.attempt && row.worker_id === workerId && row.state === result.status;
@@ -350,8 +372,6 @@ export class AccountScheduler extends DurableObject<Env> {
         this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", executionId);
         this.outbox.add(this.mirror().requeued(executionId, row.attempt, result.error_message ?? "a setup failure", false, now));
       });
-      this.flushSoon();
-      this.waiters.wakeAll();
       return "retrying";
     }
     const payload = JSON.parse(row.payload) as TaskPayload;
@@ -368,9 +388,7 @@ export class AccountScheduler extends DurableObject<Env> {
         ),
       );
     });
-    this.flushSoon();
     this.endStream(executionId, result.status);
-    this.waiters.wakeAll(); // a finished batch member frees capacity under its cap
     return "accepted";
   }
 

@@ -90,3 +90,11 @@ export const completeRequestSchema = z.object({
   outputs: z.array(outputFileSchema).max(10_000),
 });
 export type CompleteRequest = z.input<typeof completeRequestSchema>;
+
+/** Several completions in one request: an agent finishing many short tasks at once reports them together. */
+export const completeManyRequestSchema = z.object({
+  completions: z.array(completeRequestSchema.and(z.object({ execution_id: z.string() }))).min(1).max(500),
+});
+export const completeManyResponseSchema = z.object({
+  outcomes: z.array(z.object({ execution_id: z.string(), outcome: z.enum(["accepted", "duplicate", "stale", "retrying"]) })),
+});

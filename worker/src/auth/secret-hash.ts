@@ -7,15 +7,23 @@
  * ms per request) on every authenticated call. The pepper means a leaked D1 dump alone cannot
  * even confirm a guessed key.
  */
+/** Importing the key costs more than the HMAC itself; signing a lease's URLs does it dozens of times. */
+const importedKeys = new Map<string, Promise<CryptoKey>>();
+
+function hmacKey(pepper: string): Promise<CryptoKey> {
+  let key = importedKeys.get(pepper);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(pepper), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    importedKeys.set(pepper, key);
+  }
+  return key;
+}
+
 export async function hashSecret(pepper: string, secret: string): Promise<string> {
   if (!pepper) {
     throw new Error("API_KEY_PEPPER is not set: run `wrangler secret put API_KEY_PEPPER` (rgrid dev sets it locally)");
   }
-  const encoder = new TextEncoder();
-  const key = await crypto.subtle.importKey("raw", encoder.encode(pepper), { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-  ]);
-  const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(secret));
+  const mac = await crypto.subtle.sign("HMAC", await hmacKey(pepper), new TextEncoder().encode(secret));
   return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import {
+  completeManyRequestSchema,
   completeRequestSchema,
   heartbeatRequestSchema,
   leaseRequestSchema,
@@ -119,6 +120,10 @@ export const agentRoutes = new Hono<AgentEnv>()
       })),
     );
     return c.json({ uploads });
+  })
+  .post("/complete", zValidator("json", completeManyRequestSchema), async (c) => {
+    const outcomes = await schedulerFor(c.env, c.get("accountId")).completeMany(c.get("workerId"), c.req.valid("json").completions);
+    return c.json({ outcomes });
   })
   .post("/executions/:id/complete", zValidator("json", completeRequestSchema), async (c) => {
     const outcome = await schedulerFor(c.env, c.get("accountId")).complete(c.get("workerId"), c.req.param("id"), c.req.valid("json"));
