@@ -143,18 +143,24 @@ export class AccountScheduler extends DurableObject<Env> {
       }
       const now = Date.now();
       const leased: LeasedTask[] = [];
-      // Scan in queue order; a batch at its cap is skipped so other work can still flow.
-      for (const row of this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE state = 'queued' ORDER BY enqueued_at, rowid")) {
-        if (leased.length >= freeSlots) break;
-        if (row.batch_id) {
-          const cap = caps.get(row.batch_id);
-          const active = running.get(row.batch_id) ?? 0;
-          if (cap !== undefined && active >= cap) continue;
-          running.set(row.batch_id, active + 1);
+      // Scan in queue order, a page at a time (never the whole queue); a batch at its cap is
+      // skipped so other work can still flow.
+      const page = Math.max(64, freeSlots * 2);
+      for (let offset = 0; leased.length < freeSlots; offset += page) {
+        const rows = this.sql
+          .exec<TaskRow>("SELECT * FROM tasks WHERE state = 'queued' ORDER BY enqueued_at, rowid LIMIT ? OFFSET ?", page, offset)
+          .toArray();
+        for (const row of rows) {
+          if (leased.length >= freeSlots) break;
+          if (row.batch_id) {
+            const cap = caps.get(row.batch_id);
+            const active = running.get(row.batch_id) ?? 0;
+            if (cap !== undefined && active >= cap) continue;
+            running.set(row.batch_id, active + 1);
+          }
+          leased.push({ executionId: row.execution_id, attempt: row.attempt + 1, leaseExpiresAt: now + LEASE_MS, payload: JSON.parse(row.payload) as TaskPayload });
         }
-        const attempt = row.attempt + 1;
-        const leaseExpiresAt = now + LEASE_MS;
-        leased.push({ executionId: row.execution_id, attempt, leaseExpiresAt, payload: JSON.parse(row.payload) as TaskPayload });
+        if (rows.length < page) break;
       }
       for (const task of leased) {
         this.sql.exec(

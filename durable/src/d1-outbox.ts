@@ -1,7 +1,9 @@
 import type { MirrorStatement } from "./d1-mirror";
 
 /** D1 statements per batch: one round trip applies a whole burst of transitions. */
-const FLUSH_BATCH = 200;
+const FLUSH_BATCH = 500;
+/** How long transitions gather before a background flush; readers that need D1 current flush at once. */
+const FLUSH_DELAY_MS = 100;
 /** A D1 call that hangs must not hold the (ordered, single) flush loop forever; the alarm retries. */
 const D1_CALL_TIMEOUT_MS = 10_000;
 
@@ -24,6 +26,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  */
 export class D1Outbox {
   private running: Promise<void> | null = null;
+  private timer: ReturnType<typeof setTimeout> | undefined;
   private again = false;
 
   constructor(
@@ -39,12 +42,18 @@ export class D1Outbox {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM d1_outbox").toArray()[0]?.n ?? 0;
   }
 
-  /** Starts a flush unless one is running (then that one goes round once more). Errors are logged; the alarm retries. */
+  /** Schedules a flush shortly, unless one is scheduled. Errors are logged; the alarm retries. */
   flushSoon(): void {
-    void this.flush().catch((error: unknown) => {
-      console.error(JSON.stringify({ msg: "D1 mirror flush failed; will retry", error: String(error) }));
-    });
+    // Debounced: a burst of transitions (a lease of 50, a batch of completions) becomes one D1 batch.
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush().catch((error: unknown) => {
+        console.error(JSON.stringify({ msg: "D1 mirror flush failed; will retry", error: String(error) }));
+      });
+    }, FLUSH_DELAY_MS);
   }
+
 
   /** Applies everything pending, in order. Concurrent callers share one flush loop. */
   flush(): Promise<void> {
