@@ -23,6 +23,8 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["tests/worker/**/*.test.ts"],
+          // The fast in-workerd tests run first, then the end-to-end group.
+          sequence: { groupOrder: 0 },
           setupFiles: ["tests/worker/apply-migrations.ts"],
         },
       },
@@ -31,6 +33,7 @@ export default defineConfig({
         test: {
           name: "node",
           include: ["tests/node/**/*.test.ts"],
+          sequence: { groupOrder: 1 },
           environment: "node",
           testTimeout: 180_000,
           hookTimeout: 180_000,
