@@ -153,13 +153,15 @@ export function loadOrCreateSecrets(home: string): DevSecrets {
   return secrets;
 }
 
-function writeWranglerEnvFile(home: string, secrets: DevSecrets): string {
+function writeWranglerEnvFile(home: string, secrets: DevSecrets, env: NodeJS.ProcessEnv): string {
   const file = path.join(devDir(home), "wrangler.env");
   const lines = [
     "# Written by `rgrid dev` on every start; passed to wrangler with --env-file.",
     `API_KEY_PEPPER=${secrets.API_KEY_PEPPER}`,
     `LOCAL_BOOTSTRAP_TOKEN=${secrets.LOCAL_BOOTSTRAP_TOKEN}`,
     "RGRID_LOCAL_MODE=true",
+    // Fault tests shorten leases so a lost worker is noticed in seconds; the Worker checks the value.
+    ...(env.RGRID_LEASE_MS ? [`RGRID_LEASE_MS=${env.RGRID_LEASE_MS}`] : []),
   ];
   writePrivateFile(file, lines.join("\n") + "\n");
   return file;
@@ -254,7 +256,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
   const state = path.join(dir, "state");
   fs.mkdirSync(state, { recursive: true, mode: 0o700 });
   const secrets = loadOrCreateSecrets(home);
-  const envFile = writeWranglerEnvFile(home, secrets);
+  const envFile = writeWranglerEnvFile(home, secrets, env);
   await assertPortFree(port);
 
   const logFile = wranglerLogPath(home);

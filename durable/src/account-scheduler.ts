@@ -2,17 +2,18 @@ import { DurableObject } from "cloudflare:workers";
 import type { CompleteRequest } from "../../shared/src/agent-protocol";
 import type { LogLine } from "../../shared/src/executions";
 import type { ExecutionStatus } from "../../shared/src/lifecycle";
+import type { LogStreamStatus } from "../../shared/src/log-stream";
 import type { Env } from "../../worker/src/env";
 import { D1Mirror } from "./d1-mirror";
 import { D1Outbox } from "./d1-outbox";
 import { LeaseWaiters } from "./lease-waiters";
 import { LogFanout } from "./log-fanout";
-import { SCHEDULER_SCHEMA } from "./scheduler-schema";
+import { SCHEDULER_COLUMNS, SCHEDULER_SCHEMA } from "./scheduler-schema";
 import {
   ACTIVE_STATES,
-  LEASE_MS,
-  MAX_ATTEMPTS,
+  leaseMsFrom,
   MAX_LOG_LINES,
+  MAX_RETRIES,
   type EnqueueItem,
   type LeasedTask,
   type TaskPayload,
@@ -21,6 +22,7 @@ import {
 } from "./task-record";
 
 export type CompletionOutcome = "accepted" | "duplicate" | "stale" | "retrying";
+export type ReleaseOutcome = "released" | "stale";
 export type AttemptRevocation = "cancelled" | "lease_lost" | "finished";
 
 export interface LogRead {
@@ -28,6 +30,8 @@ export interface LogRead {
   lastSeq: number;
   state: TaskState | null;
   droppedLines: number;
+  /** Automatic retries so far, so a polling client can say "Auto-retry 1/2". */
+  retries: number;
 }
 
 /**
@@ -42,14 +46,26 @@ export class AccountScheduler extends DurableObject<Env> {
   private readonly fanout: LogFanout;
   private readonly outbox: D1Outbox;
   private accountId: string | null = null;
+  /** How long a lease lives without a heartbeat (`RGRID_LEASE_MS`, default 30 s). */
+  private readonly leaseMs: number;
+  /** Stored log lines per execution; a field so tests can lower it on one instance. */
+  maxLogLines = MAX_LOG_LINES;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.fanout = new LogFanout(ctx);
     this.outbox = new D1Outbox(this.sql, env.DB);
+    this.leaseMs = leaseMsFrom(env.RGRID_LEASE_MS);
     ctx.blockConcurrencyWhile(async () => {
       for (const statement of SCHEDULER_SCHEMA) this.sql.exec(statement);
+      for (const statement of SCHEDULER_COLUMNS) {
+        try {
+          this.sql.exec(statement);
+        } catch (error) {
+          if (!String(error).includes("duplicate column")) throw error;
+        }
+      }
       this.accountId = this.meta("account_id");
     });
   }
@@ -130,7 +146,7 @@ export class AccountScheduler extends DurableObject<Env> {
   }
 
   private takeQueued(workerId: string, freeSlots: number): LeasedTask[] {
-    return this.ctx.storage.transactionSync(() => {
+    const tasks = this.ctx.storage.transactionSync(() => {
       const running = new Map<string, number>();
       for (const row of this.sql.exec<{ batch_id: string; n: number }>(
         "SELECT batch_id, COUNT(*) AS n FROM tasks WHERE state IN ('leased', 'running') AND batch_id IS NOT NULL GROUP BY batch_id",
@@ -158,7 +174,7 @@ export class AccountScheduler extends DurableObject<Env> {
             if (cap !== undefined && active >= cap) continue;
             running.set(row.batch_id, active + 1);
           }
-          leased.push({ executionId: row.execution_id, attempt: row.attempt + 1, leaseExpiresAt: now + LEASE_MS, payload: JSON.parse(row.payload) as TaskPayload });
+          leased.push({ executionId: row.execution_id, attempt: row.attempt + 1, leaseExpiresAt: now + this.leaseMs, payload: JSON.parse(row.payload) as TaskPayload });
         }
         if (rows.length < page) break;
       }
@@ -174,6 +190,8 @@ export class AccountScheduler extends DurableObject<Env> {
       }
       return leased;
     });
+    for (const task of tasks) this.publishStatus(task.executionId);
+    return tasks;
   }
 
   private isCurrent(row: TaskRow | null, attempt: number, workerId?: string): boolean {
@@ -203,7 +221,7 @@ export class AccountScheduler extends DurableObject<Env> {
       for (const ref of leases) {
         const row = this.task(ref.execution_id);
         if (this.isCurrent(row, ref.attempt, workerId)) {
-          const leaseExpiresAt = now + LEASE_MS;
+          const leaseExpiresAt = now + this.leaseMs;
           this.sql.exec("UPDATE tasks SET lease_expires_at = ? WHERE execution_id = ?", leaseExpiresAt, ref.execution_id);
           valid.push({ ...ref, lease_expires_at: leaseExpiresAt });
         } else {
@@ -226,6 +244,7 @@ export class AccountScheduler extends DurableObject<Env> {
       this.outbox.add(this.mirror().started(executionId, attempt, now));
     });
     this.flushSoon();
+    this.publishStatus(executionId);
     return true;
   }
 
@@ -249,7 +268,7 @@ export class AccountScheduler extends DurableObject<Env> {
           .toArray().length > 0;
         if (seen) continue;
         this.sql.exec("INSERT INTO log_sources (execution_id, attempt, source_seq) VALUES (?, ?, ?)", executionId, attempt, line.seq);
-        if (nextSeq > MAX_LOG_LINES) {
+        if (nextSeq > this.maxLogLines) {
           dropped += 1;
           continue;
         }
@@ -300,6 +319,7 @@ export class AccountScheduler extends DurableObject<Env> {
       lastSeq: lines.at(-1)?.seq ?? afterSeq,
       state: this.task(executionId)?.state ?? null,
       droppedLines: this.droppedLines(executionId),
+      retries: this.task(executionId)?.retries ?? 0,
     };
   }
 
@@ -317,6 +337,7 @@ export class AccountScheduler extends DurableObject<Env> {
       executionId,
       (afterSeq, limit) => this.logsAfter(executionId, afterSeq, limit),
       after,
+      row ? this.statusMessage(row) : null,
       final ? { status: final, droppedLines: this.droppedLines(executionId) } : null,
     );
   }
@@ -330,6 +351,19 @@ export class AccountScheduler extends DurableObject<Env> {
     } catch {
       // Already closed.
     }
+  }
+
+  private statusMessage(row: TaskRow): LogStreamStatus {
+    return { type: "status", status: row.state, attempt: row.attempt, retries: row.retries, max_retries: MAX_RETRIES };
+  }
+
+  /**
+   * Tells subscribers where the execution is (queued, leased, running) and how many automatic
+   * retries it took; `reason` says why when this transition is a retry.
+   */
+  private publishStatus(executionId: string, reason?: string): void {
+    const row = this.task(executionId);
+    if (row) this.fanout.status(executionId, { ...this.statusMessage(row), ...(reason ? { reason } : {}) });
   }
 
   private endStream(executionId: string, status: ExecutionStatus): void {
@@ -373,11 +407,15 @@ export class AccountScheduler extends DurableObject<Env> {
       return replay ? "duplicate" : "stale";
     }
     const now = Date.now();
-    if (result.transient && row.attempt < MAX_ATTEMPTS) {
+    if (result.transient && row.retries < MAX_RETRIES) {
       this.ctx.storage.transactionSync(() => {
-        this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", executionId);
-        this.outbox.add(this.mirror().requeued(executionId, row.attempt, result.error_message ?? "a setup failure", false, now));
+        this.sql.exec(
+          "UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, retries = retries + 1 WHERE execution_id = ?",
+          executionId,
+        );
+        this.outbox.add(this.mirror().requeued(executionId, row.attempt, row.retries + 1, "setup failure", result.error_message, false, now));
       });
+      this.publishStatus(executionId, "setup failure");
       return "retrying";
     }
     const payload = JSON.parse(row.payload) as TaskPayload;
@@ -389,13 +427,32 @@ export class AccountScheduler extends DurableObject<Env> {
           row.attempt,
           { ...result, outputs: result.outputs ?? [] },
           payload.cpus,
-          (path) => `executions/${executionId}/outputs/${path}`,
+          (path) => outputKey(executionId, row.attempt, path),
           now,
         ),
       );
     });
     this.endStream(executionId, result.status);
     return "accepted";
+  }
+
+  /**
+   * An agent that is shutting down hands back an attempt it will not finish: the execution is
+   * queued again at once (rather than after its lease lapses) and the hand-back is not counted as
+   * an automatic retry. The released attempt is fenced like a lapsed one.
+   */
+  async release(workerId: string, executionId: string, attempt: number): Promise<ReleaseOutcome> {
+    const row = this.task(executionId);
+    if (!row || !this.isCurrent(row, attempt, workerId)) return "stale";
+    const now = Date.now();
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", executionId);
+      this.outbox.add(this.mirror().released(executionId, attempt, workerId, now));
+    });
+    this.flushSoon();
+    this.publishStatus(executionId);
+    this.waiters.wakeAll();
+    return "released";
   }
 
   /** Cancels queued and running executions; agents learn of it on their next heartbeat. */
@@ -456,7 +513,7 @@ export class AccountScheduler extends DurableObject<Env> {
 
   private async ensureAlarm(): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
-    if (current === null) await this.ctx.storage.setAlarm(Date.now() + LEASE_MS);
+    if (current === null) await this.ctx.storage.setAlarm(Date.now() + this.leaseMs);
   }
 
   /**
@@ -470,11 +527,17 @@ export class AccountScheduler extends DurableObject<Env> {
       .exec<TaskRow>("SELECT * FROM tasks WHERE state IN ('leased', 'running') AND lease_expires_at < ?", now)
       .toArray();
     for (const row of lapsed) {
-      if (row.attempt < MAX_ATTEMPTS) {
+      if (row.retries < MAX_RETRIES) {
         this.ctx.storage.transactionSync(() => {
-          this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", row.execution_id);
-          this.outbox.add(this.mirror().requeued(row.execution_id, row.attempt, "worker failure (heartbeat lost)", true, now));
+          this.sql.exec(
+            "UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, retries = retries + 1 WHERE execution_id = ?",
+            row.execution_id,
+          );
+          this.outbox.add(
+            this.mirror().requeued(row.execution_id, row.attempt, row.retries + 1, "worker failure", "heartbeat lost: the lease lapsed", true, now),
+          );
         });
+        this.publishStatus(row.execution_id, "worker failure");
       } else {
         const payload = JSON.parse(row.payload) as TaskPayload;
         this.ctx.storage.transactionSync(() => {
@@ -487,11 +550,11 @@ export class AccountScheduler extends DurableObject<Env> {
                 status: "failed",
                 exit_code: null,
                 duration_ms: 0,
-                error_message: `Worker lost ${MAX_ATTEMPTS} times in a row; giving up. Check your agents (\`rgrid dev\` locally).`,
+                error_message: `Worker lost after ${MAX_RETRIES} automatic retries; giving up. Check your agents (\`rgrid dev\` locally).`,
                 outputs: [],
               },
               payload.cpus,
-              (path) => `executions/${row.execution_id}/outputs/${path}`,
+              (path) => outputKey(row.execution_id, row.attempt, path),
               now,
             ),
           );
@@ -513,4 +576,9 @@ export class AccountScheduler extends DurableObject<Env> {
     );
     if (candidates.length > 0) await this.ctx.storage.setAlarm(Math.min(...candidates));
   }
+}
+
+/** Outputs are stored per attempt, so a fenced attempt's late upload can never overwrite the winner's. */
+function outputKey(executionId: string, attempt: number, path: string): string {
+  return `executions/${executionId}/attempts/${attempt}/outputs/${path}`;
 }

@@ -1,6 +1,6 @@
 import type { CompleteRequest } from "../../shared/src/agent-protocol";
 import type { EventType } from "../../shared/src/lifecycle";
-import { MICROS_PER_CPU_SECOND } from "./task-record";
+import { MAX_RETRIES, MICROS_PER_CPU_SECOND } from "./task-record";
 
 /** One D1 statement, stored in the scheduler's outbox until it has been applied. */
 export interface MirrorStatement {
@@ -57,20 +57,36 @@ export class D1Mirror {
     ];
   }
 
-  requeued(executionId: string, attempt: number, reason: string, lost: boolean, at: number): MirrorStatement[] {
+  /**
+   * An attempt that failed for a reason that is not the script's (worker lost, setup failure) and
+   * is retried: the attempt is recorded as failed with its reason, and the retry as its own event.
+   */
+  requeued(executionId: string, attempt: number, retry: number, reason: string, detail: string | null, lost: boolean, at: number): MirrorStatement[] {
+    const why = detail ? `${reason}: ${detail.split("\n")[0]}` : reason;
     const statements = [
       this.db
         .prepare("UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = ? AND account_id = ?")
         .bind(executionId, this.accountId),
       this.db
         .prepare("UPDATE attempts SET status = 'failed', finished_at = ?, error_message = ? WHERE execution_id = ? AND attempt = ?")
-        .bind(at, reason, executionId, attempt),
+        .bind(at, why, executionId, attempt),
     ];
-    if (lost) statements.push(this.event(executionId, attempt, "heartbeat_lost", `attempt ${attempt}: ${reason}`, at));
-    statements.push(
-      this.event(executionId, attempt, "retried", `Auto-retry ${attempt}/${MAX_RETRIES_LABEL} after ${reason}`, at),
-    );
+    if (lost) statements.push(this.event(executionId, attempt, "heartbeat_lost", `attempt ${attempt}: ${why}`, at));
+    statements.push(this.event(executionId, attempt, "retried", `Auto-retry ${retry}/${MAX_RETRIES} after ${why}`, at));
     return statements;
+  }
+
+  /** An attempt handed back by a stopping agent: queued again, not counted as a retry. */
+  released(executionId: string, attempt: number, workerId: string, at: number): MirrorStatement[] {
+    return [
+      this.db
+        .prepare("UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = ? AND account_id = ?")
+        .bind(executionId, this.accountId),
+      this.db
+        .prepare("UPDATE attempts SET status = 'released', finished_at = ?, error_message = ? WHERE execution_id = ? AND attempt = ?")
+        .bind(at, `handed back by ${workerId} (shutting down)`, executionId, attempt),
+      this.event(executionId, attempt, "released", `attempt ${attempt} handed back by ${workerId} (shutting down); queued again`, at),
+    ];
   }
 
   finished(
@@ -134,7 +150,6 @@ export class D1Mirror {
   }
 }
 
-const MAX_RETRIES_LABEL = 2;
 
 function finishedMessage(result: Pick<CompleteRequest, "status" | "exit_code" | "error_message">): string {
   const code = result.exit_code === null || result.exit_code === undefined ? "" : ` (exit code ${result.exit_code})`;

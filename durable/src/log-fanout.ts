@@ -1,6 +1,6 @@
 import type { LogLine } from "../../shared/src/executions";
 import type { ExecutionStatus } from "../../shared/src/lifecycle";
-import type { LogStreamMessage } from "../../shared/src/log-stream";
+import type { LogStreamMessage, LogStreamStatus } from "../../shared/src/log-stream";
 
 /** Lines per WebSocket message when replaying a backlog: small enough for any client, few enough to be fast. */
 const BACKLOG_CHUNK = 1000;
@@ -28,12 +28,14 @@ export class LogFanout {
     executionId: string,
     readAfter: (afterSeq: number, limit: number) => LogLine[],
     afterSeq: number,
+    status: LogStreamStatus | null,
     end: { status: ExecutionStatus; droppedLines: number } | null,
   ): Response {
     const pair = new WebSocketPair();
     const client = pair[0];
     const server = pair[1];
     this.ctx.acceptWebSocket(server, [executionId]);
+    if (status) send(server, status);
     let last = afterSeq;
     for (;;) {
       const lines = readAfter(last, BACKLOG_CHUNK);
@@ -52,6 +54,10 @@ export class LogFanout {
   publish(executionId: string, lines: LogLine[]): void {
     if (lines.length === 0) return;
     for (const socket of this.ctx.getWebSockets(executionId)) send(socket, { type: "lines", lines });
+  }
+
+  status(executionId: string, message: LogStreamStatus): void {
+    for (const socket of this.ctx.getWebSockets(executionId)) send(socket, message);
   }
 
   end(executionId: string, status: ExecutionStatus, lastSeq: number, droppedLines: number): void {

@@ -26,3 +26,12 @@ export const SCHEDULER_SCHEMA = [
   "CREATE TABLE IF NOT EXISTS log_state (execution_id TEXT PRIMARY KEY, next_seq INTEGER NOT NULL, dropped INTEGER NOT NULL)",
   "CREATE TABLE IF NOT EXISTS d1_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sql TEXT NOT NULL, params TEXT NOT NULL)",
 ];
+
+/**
+ * Columns added after the first release, each applied once; an "already exists" error means a
+ * previous start applied it.
+ */
+export const SCHEDULER_COLUMNS = [
+  // Automatic retries spent; attempts handed back by a stopping agent do not count.
+  "ALTER TABLE tasks ADD COLUMN retries INTEGER NOT NULL DEFAULT 0",
+];

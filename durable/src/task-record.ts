@@ -41,6 +41,8 @@ export interface TaskRow {
   worker_id: string | null;
   lease_expires_at: number | null;
   started_at: number | null;
+  /** Automatic retries spent so far (worker lost, setup failure); at most MAX_RETRIES. */
+  retries: number;
   payload: string;
   [key: string]: SqlStorageValue;
 }
@@ -49,6 +51,21 @@ export interface TaskRow {
 export const LEASE_MS = 30_000;
 /** The first attempt plus at most two automatic retries (worker lost, image pull, setup failure). */
 export const MAX_ATTEMPTS = 3;
+/** Automatic retries per execution; an attempt an agent hands back on shutdown is not one. */
+export const MAX_RETRIES = MAX_ATTEMPTS - 1;
+
+/**
+ * The lease length: `RGRID_LEASE_MS` (a Worker var, so fault tests can shorten it) or 30 s. Below
+ * 3 s a 5 s heartbeat could never keep a lease alive, so smaller values are refused.
+ */
+export function leaseMsFrom(value: string | undefined): number {
+  if (value === undefined || value === "") return LEASE_MS;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 3000) {
+    throw new Error(`RGRID_LEASE_MS must be a whole number of milliseconds, at least 3000 (got "${value}"); unset it for the 30 s default.`);
+  }
+  return ms;
+}
 /** Stored log lines per execution; past this a marker counts what was dropped. */
 export const MAX_LOG_LINES = 200_000;
 /** What one CPU-second costs, in micro-dollars (a Hetzner CX22 core is ~$0.004/hour; we bill $0.0108/cpu-hour). */

@@ -57,6 +57,14 @@ export const heartbeatResponseSchema = z.object({
 
 export const startedRequestSchema = z.object({ attempt: z.number().int().min(1) });
 
+/**
+ * `POST /agent/v1/executions/:id/release`: a stopping agent hands back an attempt it will not
+ * finish. The execution is queued again at once, without counting as an automatic retry; the
+ * released attempt is fenced (its later calls get 409).
+ */
+export const releaseRequestSchema = z.object({ attempt: z.number().int().min(1) });
+export const releaseResponseSchema = z.object({ outcome: z.literal("released") });
+
 export const logBatchRequestSchema = z.object({
   attempt: z.number().int().min(1),
   lines: z.array(logLineSchema).max(1000),

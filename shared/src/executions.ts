@@ -110,6 +110,8 @@ export const logPageSchema = z.object({
   status: executionStatusSchema,
   /** Lines dropped past the per-execution cap. */
   dropped_lines: z.number().int(),
+  /** Automatic retries so far (worker lost, setup failure), for "Auto-retry n/2" notices while polling. */
+  retries: z.number().int().optional(),
 });
 export type LogPage = z.infer<typeof logPageSchema>;
 

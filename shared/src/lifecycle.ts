@@ -16,6 +16,7 @@ export const eventTypes = [
   "started",
   "heartbeat_lost",
   "retried",
+  "released",
   "succeeded",
   "failed",
   "timed_out",

@@ -12,6 +12,8 @@ export interface Env {
   /** Shared with `rgrid dev` so only it can mint the local account. */
   LOCAL_BOOTSTRAP_TOKEN?: string;
   RGRID_VERSION: string;
+  /** Lease length in ms (default 30000). Only fault tests shorten it, through `rgrid dev`'s environment. */
+  RGRID_LEASE_MS?: string;
 }
 
 /** What authentication middleware puts on the request context. */

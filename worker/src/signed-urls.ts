@@ -55,5 +55,6 @@ export async function verifySignedUrl(url: URL, op: SignedOperation, pepper: str
 /** Where things live in R2. Blobs are per account so one tenant can never reference another's. */
 export const storageKeys = {
   blob: (accountId: string, sha256: string) => `blobs/${accountId}/sha256/${sha256}`,
-  output: (executionId: string, path: string) => `executions/${executionId}/outputs/${path}`,
+  /** Per attempt, so a fenced attempt's late upload can never overwrite the output of the attempt that won. */
+  output: (executionId: string, attempt: number, path: string) => `executions/${executionId}/attempts/${attempt}/outputs/${path}`,
 };

@@ -7,6 +7,7 @@ import {
   logBatchRequestSchema,
   outputUploadRequestSchema,
   registerRequestSchema,
+  releaseRequestSchema,
   startedRequestSchema,
   type Task,
 } from "../../../shared/src/agent-protocol";
@@ -113,13 +114,18 @@ export const agentRoutes = new Hono<AgentEnv>()
         path: f.path,
         upload_url: await signUrl(origin, c.env.API_KEY_PEPPER, {
           op: "put-output",
-          key: storageKeys.output(executionId, f.path),
+          key: storageKeys.output(executionId, attempt, f.path),
           accountId,
           attempt,
         }),
       })),
     );
     return c.json({ uploads });
+  })
+  .post("/executions/:id/release", zValidator("json", releaseRequestSchema), async (c) => {
+    const outcome = await schedulerFor(c.env, c.get("accountId")).release(c.get("workerId"), c.req.param("id"), c.req.valid("json").attempt);
+    if (outcome === "stale") throw staleAttempt();
+    return c.json({ outcome });
   })
   .post("/complete", zValidator("json", completeManyRequestSchema), async (c) => {
     const outcomes = await schedulerFor(c.env, c.get("accountId")).completeMany(c.get("workerId"), c.req.valid("json").completions);

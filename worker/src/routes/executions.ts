@@ -106,6 +106,7 @@ export const executionRoutes = new Hono<AppEnv>()
         complete: final && read.lines.length < limit,
         status,
         dropped_lines: read.droppedLines,
+        retries: read.retries,
       };
       return c.json(body);
     },
