@@ -2,24 +2,16 @@
 // it wrote (the local API key, the bootstrap token for minting agent registration tokens).
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../scripts/free-port.mjs";
+
+export { freePort };
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const rgridBin = path.join(root, "cli", "bin", "rgrid.js");
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function readProfileKey(home) {
   const text = fs.readFileSync(path.join(home, "credentials"), "utf8");

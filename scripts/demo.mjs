@@ -3,25 +3,15 @@
 // downloaded. State lives in $RGRID_HOME (default: .rgrid-demo/ in this repo, so ~/.rgrid is untouched).
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./free-port.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const rgrid = path.join(root, "cli", "bin", "rgrid.js");
 const home = process.env.RGRID_HOME ?? path.join(root, ".rgrid-demo");
 const env = { ...process.env, RGRID_HOME: home };
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function run(args, cwd) {
   return new Promise((resolve) => {

@@ -1,5 +1,5 @@
 import { and, eq, inArray } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
+import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import type { CreateExecutionInput, ExecutionView } from "../../shared/src/executions";
 import { DEFAULT_RUNTIME, runtimeImages, type RuntimeName } from "../../shared/src/runtimes";
 import type { TaskPayload } from "../../durable/src/task-record";
@@ -35,6 +35,21 @@ async function assertBlobsPresent(env: Env, accountId: string, requests: CreateE
   }
 }
 
+type ExecutionRow = typeof executions.$inferSelect;
+
+/** The account's executions with these idempotency keys, in chunks under D1's bound-parameter cap. */
+async function executionsByIdempotencyKey(db: DrizzleD1Database, accountId: string, keys: string[]): Promise<Map<string, ExecutionRow>> {
+  const found = new Map<string, ExecutionRow>();
+  for (let i = 0; i < keys.length; i += 90) {
+    const rows = await db
+      .select()
+      .from(executions)
+      .where(and(eq(executions.accountId, accountId), inArray(executions.idempotencyKey, keys.slice(i, i + 90))));
+    for (const row of rows) found.set(row.idempotencyKey, row);
+  }
+  return found;
+}
+
 /**
  * Creates executions (one, or a chunk of a batch) idempotently: a request whose idempotency key
  * was seen before returns the execution it created, and nothing is queued twice.
@@ -47,14 +62,7 @@ export async function submitExecutions(
 ): Promise<{ views: ExecutionView[]; created: boolean[] }> {
   const db = drizzle(env.DB);
   const keys = requests.map((r) => r.idempotency_key);
-  const existing = new Map<string, typeof executions.$inferSelect>();
-  for (let i = 0; i < keys.length; i += 90) {
-    const rows = await db
-      .select()
-      .from(executions)
-      .where(and(eq(executions.accountId, accountId), inArray(executions.idempotencyKey, keys.slice(i, i + 90))));
-    for (const row of rows) existing.set(row.idempotencyKey, row);
-  }
+  const existing = await executionsByIdempotencyKey(db, accountId, keys);
   const fresh = requests.filter((r) => !existing.has(r.idempotency_key));
   if (fresh.length > 0) await assertBlobsPresent(env, accountId, fresh);
 
@@ -90,14 +98,7 @@ export async function submitExecutions(
   // A concurrent retry with the same key loses the race quietly; it is re-read below.
   const [firstInsert, ...restInserts] = rows.map((row) => db.insert(executions).values(row).onConflictDoNothing());
   if (firstInsert) await db.batch([firstInsert, ...restInserts]);
-  const byKey = new Map<string, typeof executions.$inferSelect>(existing);
-  for (let i = 0; i < keys.length; i += 90) {
-    const rowsNow = await db
-      .select()
-      .from(executions)
-      .where(and(eq(executions.accountId, accountId), inArray(executions.idempotencyKey, keys.slice(i, i + 90))));
-    for (const row of rowsNow) byKey.set(row.idempotencyKey, row);
-  }
+  const byKey = rows.length > 0 ? await executionsByIdempotencyKey(db, accountId, keys) : existing;
   // Only rows that won their idempotency key are queued: a lost race must not run twice.
   const winners = rows.filter((row) => byKey.get(row.idempotencyKey)?.id === row.id);
   if (winners.length > 0) {
