@@ -8,6 +8,15 @@ export interface MirrorStatement {
   params: (string | number | null)[];
 }
 
+/** D1's cap on bound parameters in one statement. */
+const MAX_PARAMS = 100;
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 /** Builds statements as data, with the same `prepare(...).bind(...)` reading as D1's API. */
 function prepare(sql: string) {
   return { bind: (...params: (string | number | null | undefined)[]): MirrorStatement => ({ sql, params: params.map((p) => p ?? null) }) };
@@ -31,18 +40,35 @@ export class D1Mirror {
       .bind(this.accountId, executionId, attempt, type, message, at, `${executionId}:${attempt ?? 0}:${type}`);
   }
 
-  leased(executionId: string, attempt: number, workerId: string, at: number): MirrorStatement[] {
-    return [
-      this.db
-        .prepare("UPDATE executions SET status = 'leased', attempt = ?, worker_id = ? WHERE id = ? AND account_id = ?")
-        .bind(attempt, workerId, executionId, this.accountId),
-      this.db
-        .prepare(
-          "INSERT INTO attempts (execution_id, attempt, account_id, worker_id, status, leased_at) VALUES (?, ?, ?, ?, 'leased', ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(executionId, attempt, this.accountId, workerId, at),
-      this.event(executionId, attempt, "leased", `attempt ${attempt} leased to ${workerId}`, at),
-    ];
+  /**
+   * One lease request's worth of transitions in a handful of multi-row statements instead of three
+   * per task: the D1 mirror, not the scheduler, is what bounds dispatch rate on a small machine.
+   */
+  leasedMany(tasks: { executionId: string; attempt: number }[], workerId: string, at: number): MirrorStatement[] {
+    const statements: MirrorStatement[] = [];
+    const byAttempt = new Map<number, string[]>();
+    for (const t of tasks) byAttempt.set(t.attempt, [...(byAttempt.get(t.attempt) ?? []), t.executionId]);
+    for (const [attempt, ids] of byAttempt) {
+      for (const chunk of chunks(ids, MAX_PARAMS - 3)) {
+        statements.push({
+          sql: `UPDATE executions SET status = 'leased', attempt = ?, worker_id = ? WHERE account_id = ? AND id IN (${chunk.map(() => "?").join(", ")})`,
+          params: [attempt, workerId, this.accountId, ...chunk],
+        });
+      }
+    }
+    for (const chunk of chunks(tasks, Math.floor(MAX_PARAMS / 5))) {
+      statements.push({
+        sql: `INSERT INTO attempts (execution_id, attempt, account_id, worker_id, status, leased_at) VALUES ${chunk.map(() => "(?, ?, ?, ?, 'leased', ?)").join(", ")} ON CONFLICT DO NOTHING`,
+        params: chunk.flatMap((t) => [t.executionId, t.attempt, this.accountId, workerId, at]),
+      });
+    }
+    for (const chunk of chunks(tasks, Math.floor(MAX_PARAMS / 7))) {
+      statements.push({
+        sql: `INSERT OR IGNORE INTO events (account_id, execution_id, attempt, type, message, created_at, dedupe_key) VALUES ${chunk.map(() => "(?, ?, ?, 'leased', ?, ?, ?)").join(", ")}`,
+        params: chunk.flatMap((t) => [this.accountId, t.executionId, t.attempt, `attempt ${t.attempt} leased to ${workerId}`, at, `${t.executionId}:${t.attempt}:leased`]),
+      });
+    }
+    return statements;
   }
 
   started(executionId: string, attempt: number, at: number): MirrorStatement[] {
