@@ -186,8 +186,8 @@ export class AccountScheduler extends DurableObject<Env> {
           task.leaseExpiresAt,
           task.executionId,
         );
-        this.outbox.add(this.mirror().leased(task.executionId, task.attempt, workerId, now));
       }
+      this.outbox.add(this.mirror().leasedMany(leased, workerId, now));
       return leased;
     });
     for (const task of tasks) this.publishStatus(task.executionId);
