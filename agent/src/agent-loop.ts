@@ -11,6 +11,8 @@ interface Running {
   task: Task;
   abort: AbortController;
   done: Promise<void>;
+  /** True while the script is being prepared or runs; false once it only collects, uploads and reports. */
+  holdsSlot: boolean;
 }
 
 /** What ends the loop: a drained shutdown (exit 0) or a fatal refusal (exit 1). */
@@ -80,7 +82,10 @@ export class AgentLoop {
   private async leaseLoop(): Promise<void> {
     let backoff = 1000;
     while (!this.stopping && this.fatal === null) {
-      const free = this.slots - this.running.size;
+      // A slot frees when its script is done: the next task downloads and starts while the last one
+      // uploads and reports. Attempts still reporting are capped at another `slots`.
+      const holding = [...this.running.values()].filter((r) => r.holdsSlot).length;
+      const free = Math.min(this.slots - holding, 2 * this.slots - this.running.size);
       if (free <= 0) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -112,7 +117,13 @@ export class AgentLoop {
     if (this.running.has(key)) return;
     const abort = new AbortController();
     agentLog(`attempt ${task.execution_id}-${task.attempt} leased (${this.running.size + 1}/${this.slots} slots busy)`);
-    const done = runTask(task, this.api, this.runtime, this.settings, abort.signal)
+    const entry: Running = { task, abort, done: Promise.resolve(), holdsSlot: true };
+    const onScriptDone = () => {
+      if (!entry.holdsSlot) return;
+      entry.holdsSlot = false;
+      this.wake?.();
+    };
+    entry.done = runTask(task, this.api, this.runtime, this.settings, abort.signal, { onScriptDone })
       .catch((err: unknown) => {
         if (err instanceof CredentialRejectedError) this.fail();
         else agentLog(`attempt ${task.execution_id}-${task.attempt} crashed in the agent: ${describeError(err)}`);
@@ -121,7 +132,7 @@ export class AgentLoop {
         this.running.delete(key);
         this.wake?.();
       });
-    this.running.set(key, { task, abort, done });
+    this.running.set(key, entry);
   }
 
   private async heartbeat(): Promise<void> {

@@ -62,6 +62,12 @@ const agentEnvSchema = z.object({
   RGRID_LOG_MAX_LINE_BYTES: positiveInt("RGRID_LOG_MAX_LINE_BYTES")
     .pipe(z.number().min(64, "RGRID_LOG_MAX_LINE_BYTES must be at least 64").max(16_384, "RGRID_LOG_MAX_LINE_BYTES must be at most 16384"))
     .default(16_384),
+  /**
+   * Warm containers of the default runtime, started ahead of tasks: \`reuse\` (default) wipes one
+   * after each task and keeps it, \`discard\` replaces it after every task, \`off\` starts a fresh
+   * container per task.
+   */
+  RGRID_AGENT_WARM: z.enum(["reuse", "discard", "off"], { error: "RGRID_AGENT_WARM must be reuse, discard or off" }).default("reuse"),
   /** On SIGTERM/SIGINT, how long running tasks may take to finish before they are killed. Default 60. */
   RGRID_AGENT_GRACE_SECONDS: z
     .string()
@@ -83,6 +89,7 @@ export interface AgentEnv {
   outputMaxFiles: number;
   outputMaxBytes: number;
   logMaxLineBytes: number;
+  warm: "reuse" | "discard" | "off";
   graceSeconds: number;
 }
 
@@ -121,6 +128,7 @@ export function parseAgentEnv(env: Record<string, string | undefined>): AgentEnv
     outputMaxFiles: e.RGRID_OUTPUT_MAX_FILES,
     outputMaxBytes: e.RGRID_OUTPUT_MAX_BYTES,
     logMaxLineBytes: e.RGRID_LOG_MAX_LINE_BYTES,
+    warm: e.RGRID_AGENT_WARM,
     graceSeconds: e.RGRID_AGENT_GRACE_SECONDS,
   };
 }

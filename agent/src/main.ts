@@ -1,7 +1,10 @@
+import { createHash } from "node:crypto";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import Docker from "dockerode";
+import { LIMIT_DEFAULTS } from "../../shared/src/executions";
+import { DEFAULT_RUNTIME, runtimeImages } from "../../shared/src/runtimes";
 import { AgentLoop } from "./agent-loop";
 import { ApiUnreachableError, ControlPlane, CredentialRejectedError } from "./control-plane";
 import { loadCredential, saveCredential } from "./credential-store";
@@ -21,7 +24,31 @@ class FatalError extends Error {
 async function chooseRuntime(env: AgentEnv): Promise<ContainerRuntime> {
   const docker = new Docker();
   const answers = env.backend !== "process" && (await dockerAnswers(docker));
-  if (answers) return new DockerRuntime(docker);
+  if (answers) {
+    // The same host and state dir is the same agent: its leftovers are its own to remove.
+    const agentId = createHash("sha256").update(`${os.hostname()}\n${env.stateDir}`).digest("hex").slice(0, 16);
+    return new DockerRuntime(docker, {
+      agentId,
+      ...(env.warm === "off"
+        ? {}
+        : {
+            warm: {
+              capacity: env.slots,
+              mode: env.warm,
+              rootDir: path.join(env.stateDir, "warm"),
+              // The runtime most tasks use, with the limits a task gets when it names none.
+              shapes: [
+                {
+                  image: runtimeImages[DEFAULT_RUNTIME],
+                  memoryMb: LIMIT_DEFAULTS.memoryMb,
+                  cpus: LIMIT_DEFAULTS.cpus,
+                  network: "bridge",
+                },
+              ],
+            },
+          }),
+    });
+  }
   if (env.backend === "docker") {
     throw new FatalError(
       "RGRID_AGENT_BACKEND is docker but no Docker engine answered: start Docker and make sure this user can use its socket.",
@@ -115,12 +142,14 @@ async function main(): Promise<number> {
   process.on("SIGINT", onSignal);
 
   const runtime = await chooseRuntime(env);
-  // Scratch left by an agent that died mid-task: nothing will come back for it.
+  // Scratch and warm folders left by an agent that died mid-task: nothing will come back for them.
   await rm(path.join(env.stateDir, "scratch"), { recursive: true, force: true }).catch(() => undefined);
+  await rm(path.join(env.stateDir, "warm"), { recursive: true, force: true }).catch(() => undefined);
   const api = new ControlPlane(env.apiUrl);
   await authenticate(env, api, runtime.backend, () => stopRequested);
   if (stopRequested) return 0;
 
+  await runtime.start();
   agentLog(`ready: ${env.slots} slot(s), ${runtime.backend} backend, ${os.platform()}/${os.arch()}, agent ${AGENT_VERSION}`);
   loop = new AgentLoop(api, runtime, env.slots, {
     stateDir: env.stateDir,
@@ -132,10 +161,12 @@ async function main(): Promise<number> {
   const end = await loop.run();
   if (end.kind === "fatal") {
     agentLog(end.message);
+    await runtime.close();
     return 1;
   }
   // run() returns once leasing stopped; shutdown() is still draining running tasks.
   await loop.shutdown(env.graceSeconds * 1000);
+  await runtime.close();
   agentLog("stopped");
   return 0;
 }

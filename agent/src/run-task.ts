@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, rename } from "node:fs/promises";
 import path from "node:path";
 import type { z } from "zod";
 import type { completionStatusSchema, Task } from "../../shared/src/agent-protocol";
@@ -6,7 +6,7 @@ import { interpreterFor, isRuntimeName } from "../../shared/src/runtimes";
 import { ApiUnreachableError, CredentialRejectedError, type ControlPlane, StaleAttemptError } from "./control-plane";
 import { agentLog, describeError } from "./log";
 import { LogShipper } from "./log-shipper";
-import { type ContainerRuntime, oomMessage, timeoutMessage } from "./runtime/types";
+import { type ContainerRuntime, oomMessage, type Sandbox, timeoutMessage } from "./runtime/types";
 import { type CollectedOutput, collectOutputs, createScratch, placeFile } from "./workspace";
 
 type CompletionStatus = z.infer<typeof completionStatusSchema>;
@@ -20,6 +20,14 @@ export interface TaskSettings {
 }
 
 const MAX_REQUIREMENTS_BYTES = 1024 * 1024;
+
+export interface TaskHooks {
+  /**
+   * Called once the script's container is done (or the attempt ended before one ran): the slot can
+   * take new work while this attempt collects, uploads and reports.
+   */
+  onScriptDone?: () => void;
+}
 
 interface Completion {
   status: CompletionStatus;
@@ -41,6 +49,7 @@ export async function runTask(
   runtime: ContainerRuntime,
   settings: TaskSettings,
   signal: AbortSignal,
+  hooks: TaskHooks = {},
 ): Promise<void> {
   const id = task.execution_id;
   const label = `${id}-${task.attempt}`;
@@ -55,6 +64,7 @@ export async function runTask(
   });
   const scratch = await createScratch(settings.stateDir, label);
   let ranOn: string | undefined;
+  const held: { sandbox: Sandbox | null } = { sandbox: null };
   try {
     try {
       await api.started(id, task.attempt);
@@ -66,7 +76,7 @@ export async function runTask(
       if (err instanceof CredentialRejectedError) throw err;
       agentLog(`could not report attempt ${label} as started: ${describeError(err)}`);
     }
-    const completion = await execute(task, api, runtime, settings, scratch, logs, abort, (image) => {
+    const completion = await execute(task, api, runtime, settings, scratch, logs, abort, held, hooks, (image) => {
       ranOn = image;
     });
     if (completion === null || abort.aborted) {
@@ -77,8 +87,9 @@ export async function runTask(
     if (abort.aborted) return;
     await deliverCompletion(api, task, completion, abort);
   } finally {
+    hooks.onScriptDone?.();
     logs.discard();
-    await runtime.removeScratch(scratch.root, ranOn);
+    await Promise.all([held.sandbox?.release(), runtime.removeScratch(scratch.root, ranOn)]);
   }
 }
 
@@ -90,6 +101,8 @@ async function execute(
   scratch: { root: string; workDir: string },
   logs: LogShipper,
   signal: AbortSignal,
+  held: { sandbox: Sandbox | null },
+  hooks: TaskHooks,
   noteImage: (image: string) => void,
 ): Promise<Completion | null> {
   const setupFailure = (message: string, transient: boolean): Completion => ({
@@ -101,50 +114,74 @@ async function execute(
     outputs: [],
   });
 
-  // The script and inputs, each at its relative path and checked against its sha256.
+  // The script and inputs (each at its relative path, checked against its sha256) download while
+  // the image and the dependency layer are made ready.
   const baseline = new Map<string, string>();
-  const files = [task.script, ...task.inputs];
-  try {
-    for (const file of files) {
-      const dest = await placeFile(scratch.workDir, file.path);
-      await api.download(file.download_url, dest, file.sha256, signal);
-      baseline.set(file.path, file.sha256);
-    }
-  } catch (err) {
-    if (signal.aborted) return null;
-    if (err instanceof CredentialRejectedError) throw err;
-    return setupFailure(`Could not download the script or an input: ${describeError(err)}`, true);
-  }
-
-  let requirements: string | null = null;
-  if (task.requirements) {
-    const reqPath = path.join(scratch.root, "requirements.download");
+  const downloads = (async (): Promise<Completion | null | "ok"> => {
     try {
-      await api.download(task.requirements.download_url, reqPath, task.requirements.sha256, signal, MAX_REQUIREMENTS_BYTES);
-      requirements = await readFile(reqPath, "utf8");
+      await Promise.all(
+        [task.script, ...task.inputs].map(async (file) => {
+          const dest = await placeFile(scratch.workDir, file.path);
+          await api.download(file.download_url, dest, file.sha256, signal);
+          baseline.set(file.path, file.sha256);
+        }),
+      );
+      return "ok";
     } catch (err) {
       if (signal.aborted) return null;
-      return setupFailure(`Could not download requirements.txt: ${describeError(err)}`, true);
+      if (err instanceof CredentialRejectedError) throw err;
+      return setupFailure(`Could not download the script or an input: ${describeError(err)}`, true);
+    }
+  })();
+  const preparation = (async () => {
+    let requirements: string | null = null;
+    if (task.requirements) {
+      const reqPath = path.join(scratch.root, "requirements.download");
+      try {
+        await api.download(task.requirements.download_url, reqPath, task.requirements.sha256, signal, MAX_REQUIREMENTS_BYTES);
+        requirements = await readFile(reqPath, "utf8");
+      } catch (err) {
+        if (signal.aborted) return null;
+        return setupFailure(`Could not download requirements.txt: ${describeError(err)}`, true);
+      }
+    }
+    const prepared = await runtime.prepare({
+      image: task.image,
+      requirements,
+      pipIndexUrl: settings.pipIndexUrl,
+      log: (text) => logs.system(text),
+      scratchDir: scratch.root,
+    });
+    if (signal.aborted) return null;
+    if (!prepared.ok) return setupFailure(prepared.message, prepared.transient);
+    return prepared;
+  })();
+  const [downloaded, prepared] = await Promise.all([downloads, preparation]);
+  if (downloaded !== "ok") return downloaded;
+  if (prepared === null || !("ok" in prepared)) return prepared;
+  noteImage(prepared.image);
+
+  // A warm container of the task's image and limits, when one is ready: the files move into its /work.
+  const shape = { image: prepared.image, memoryMb: task.memory_mb, cpus: task.cpus, network: task.network };
+  held.sandbox = await runtime.claim(shape);
+  let workDir = scratch.workDir;
+  if (held.sandbox) {
+    const target = held.sandbox.workDir;
+    try {
+      for (const entry of await readdir(scratch.workDir)) await rename(path.join(scratch.workDir, entry), path.join(target, entry));
+      workDir = target;
+    } catch (err) {
+      agentLog(`could not move the files of ${attemptLabel(task)} into a warm container: ${describeError(err)}`);
+      return setupFailure(`Could not prepare the work folder: ${describeError(err)}`, true);
     }
   }
-
-  const prepared = await runtime.prepare({
-    image: task.image,
-    requirements,
-    pipIndexUrl: settings.pipIndexUrl,
-    log: (text) => logs.system(text),
-    scratchDir: scratch.root,
-  });
-  if (signal.aborted) return null;
-  if (!prepared.ok) return setupFailure(prepared.message, prepared.transient);
-  noteImage(prepared.image);
-  await runtime.adoptWorkDir(scratch.workDir);
+  await runtime.adoptWorkDir(workDir);
 
   const runtimeName = task.runtime !== null && isRuntimeName(task.runtime) ? task.runtime : undefined;
   const result = await runtime.run({
     image: prepared.image,
     command: [...interpreterFor(runtimeName, task.script.path), task.script.path, ...task.args],
-    workDir: scratch.workDir,
+    workDir,
     env: { ...prepared.env, ...task.env },
     timeoutSeconds: task.timeout_seconds,
     memoryMb: task.memory_mb,
@@ -154,7 +191,9 @@ async function execute(
     maxLineBytes: settings.logMaxLineBytes,
     onLine: (stream, text) => logs.push(stream, text),
     signal,
+    ...(held.sandbox ? { sandbox: held.sandbox } : {}),
   });
+  hooks.onScriptDone?.();
   const o = result.outcome;
   if (o.kind === "aborted" || signal.aborted) return null;
   if (o.kind === "start_failed") return setupFailure(o.message, true);
@@ -191,7 +230,7 @@ async function execute(
 
   // Outputs are collected whatever the exit: a failed or timed-out script's partial results help.
   const collected = await collectOutputs(
-    scratch.workDir,
+    workDir,
     baseline,
     { maxFiles: settings.outputMaxFiles, maxBytes: settings.outputMaxBytes },
     (text) => logs.system(text),

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { ContainerRuntime } from "../../agent/src/runtime/types";
-import { runScript, tempStateDir } from "./agent-runtime-harness";
+import { releasePending, runScript, tempStateDir } from "./agent-runtime-harness";
 
 /**
  * Behaviour every backend shares (logs, timeout, outputs), registered as tests in the calling
@@ -14,6 +14,8 @@ export function registerCommonRuntimeCases(makeRuntime: () => ContainerRuntime):
     state = await tempStateDir();
   });
   afterAll(async () => {
+    await releasePending(runtime);
+    await runtime.close();
     await state.cleanup();
   });
 

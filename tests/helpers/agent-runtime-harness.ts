@@ -21,6 +21,18 @@ export interface ScriptRun {
   /** Collects outputs the way the agent does after the script exits. */
   collect(limits?: { maxFiles: number; maxBytes: number }): Promise<CollectResult>;
   system: string[];
+  /** True when the script ran in a warm container (the runtime had one of its shape ready). */
+  warm: boolean;
+}
+
+/** Warm containers still held by a finished run, given back before the runtime's next run. */
+const pendingRelease = new Map<ContainerRuntime, () => Promise<void>>();
+
+/** Gives back the warm container of the runtime's last run, if it still holds one. */
+export async function releasePending(runtime: ContainerRuntime): Promise<void> {
+  const release = pendingRelease.get(runtime);
+  pendingRelease.delete(runtime);
+  await release?.();
 }
 
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
@@ -54,30 +66,40 @@ export async function runScript(
     interpreter?: string;
   },
 ): Promise<ScriptRun> {
+  await releasePending(runtime);
   const scratch = await createScratch(stateDir, `test-${Math.random().toString(36).slice(2, 8)}`);
+  const image = opts.image ?? "rgrid/python:3.11";
+  const memoryMb = opts.memoryMb ?? 512;
+  const cpus = opts.cpus ?? 1;
+  const network = opts.network ?? "none";
+  // As the agent does: a warm container of the task's shape when the runtime has one ready.
+  const sandbox = await runtime.claim({ image, memoryMb, cpus, network });
+  const workDir = sandbox?.workDir ?? scratch.workDir;
+  if (sandbox) pendingRelease.set(runtime, () => sandbox.release());
   const scriptName = opts.scriptName ?? "main.py";
   const baseline = new Map<string, string>();
   for (const [rel, data] of Object.entries({ [scriptName]: opts.script, ...(opts.files ?? {}) })) {
-    const full = await placeFile(scratch.workDir, rel);
+    const full = await placeFile(workDir, rel);
     await writeFile(full, data);
     baseline.set(rel, sha256(data));
   }
-  await mkdir(scratch.workDir, { recursive: true });
-  await runtime.adoptWorkDir(scratch.workDir);
+  await mkdir(workDir, { recursive: true });
+  await runtime.adoptWorkDir(workDir);
   const lines: CapturedLine[] = [];
   const result = await runtime.run({
-    image: opts.image ?? "rgrid/python:3.11",
+    image,
     command: [opts.interpreter ?? "python", scriptName, ...(opts.args ?? [])],
-    workDir: scratch.workDir,
+    workDir,
     env: opts.env ?? {},
     timeoutSeconds: opts.timeoutSeconds ?? 60,
-    memoryMb: opts.memoryMb ?? 512,
-    cpus: opts.cpus ?? 1,
-    network: opts.network ?? "none",
+    memoryMb,
+    cpus,
+    network,
     label: "test",
     maxLineBytes: opts.maxLineBytes ?? 16_384,
     onLine: (stream, text) => lines.push({ stream, text }),
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(sandbox ? { sandbox } : {}),
   });
   const system: string[] = [];
   return {
@@ -88,6 +110,8 @@ export async function runScript(
     scratch,
     baseline,
     system,
-    collect: (limits = { maxFiles: 1000, maxBytes: 1024 ** 3 }) => collectOutputs(scratch.workDir, baseline, limits, (t) => system.push(t)),
+    warm: sandbox !== null,
+    // Until the next run on this runtime gives the warm container back, /work still holds the outputs.
+    collect: (limits = { maxFiles: 1000, maxBytes: 1024 ** 3 }) => collectOutputs(workDir, baseline, limits, (t) => system.push(t)),
   };
 }

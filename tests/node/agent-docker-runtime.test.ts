@@ -6,20 +6,28 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerRuntime } from "../../agent/src/runtime/docker-runtime";
 import { oomMessage } from "../../agent/src/runtime/types";
 import { registerCommonRuntimeCases } from "../helpers/agent-common-cases";
-import { runScript, tempStateDir } from "../helpers/agent-runtime-harness";
+import { releasePending, runScript, tempStateDir } from "../helpers/agent-runtime-harness";
+import { WarmOnlyRuntime } from "../helpers/agent-warm-runtime";
 
 const exec = promisify(execFile);
 
-describe("docker runtime", () => {
-  registerCommonRuntimeCases(() => new DockerRuntime(new Docker()));
+// Every case runs twice: in a fresh container per script, and by `docker exec` in a warm container
+// that is wiped and reused, so the warm path is held to the same hardening, limits and results.
+describe.each([
+  { path: "fresh containers", make: (): DockerRuntime => new DockerRuntime(new Docker()) },
+  { path: "warm containers", make: (): DockerRuntime => new WarmOnlyRuntime() },
+])("docker runtime, $path", ({ make }) => {
+  registerCommonRuntimeCases(make);
 
   let runtime: DockerRuntime;
   let state: Awaited<ReturnType<typeof tempStateDir>>;
   beforeAll(async () => {
-    runtime = new DockerRuntime(new Docker());
+    runtime = make();
     state = await tempStateDir();
   });
   afterAll(async () => {
+    await releasePending(runtime);
+    await runtime.close();
     await state.cleanup();
   });
 

@@ -6,10 +6,20 @@ import { Writable } from "node:stream";
 import Docker from "dockerode";
 import { agentLog, describeError } from "../log";
 import { LineSplitter } from "./line-splitter";
-import type { ContainerRuntime, OutputStream, PrepareResult, PrepareSpec, RunResult, RunSpec, SystemLog } from "./types";
+import type {
+  ContainerRuntime,
+  OutputStream,
+  PrepareResult,
+  PrepareSpec,
+  RunResult,
+  RunSpec,
+  Sandbox,
+  SandboxShape,
+  SystemLog,
+} from "./types";
+import { AGENT_LABEL, execExitCode, MANAGED_LABEL, SCRIPT_USER, WarmContainer, type WarmMode, WarmPool } from "./warm-pool";
 
-/** Scripts run as this uid:gid, which owns `/work` in the runtime images. */
-export const SCRIPT_USER = { uid: 1000, gid: 1000 } as const;
+export { SCRIPT_USER } from "./warm-pool";
 /** Where a dependency layer's packages live inside its image (on PYTHONPATH). */
 export const DEPS_DIR = "/opt/rgrid/deps";
 const LAYER_BUILD_TIMEOUT_MS = 15 * 60_000;
@@ -43,12 +53,88 @@ function statusCodeOf(err: unknown): number | undefined {
  * every engine call is checked, and failures are logged with the step and the container, never the
  * task's env values.
  */
+export interface DockerRuntimeOptions {
+  /**
+   * Identifies this agent across restarts (same host and state dir): every container it creates is
+   * labelled with it, and `start()` removes the ones a previous run left behind.
+   */
+  agentId?: string;
+  /** Keep hardened containers started ahead of tasks. Absent: every task gets a fresh container. */
+  warm?: { capacity: number; shapes: SandboxShape[]; mode: WarmMode; rootDir: string; maxUses?: number };
+}
+
 export class DockerRuntime implements ContainerRuntime {
   readonly backend = "docker" as const;
   /** Dependency layers being built, by tag: concurrent tasks with the same requirements share one build. */
   private readonly layerBuilds = new Map<string, Promise<PrepareResult>>();
+  readonly agentId: string;
+  readonly pool: WarmPool | null;
 
-  constructor(readonly docker: Docker = new Docker()) {}
+  constructor(
+    readonly docker: Docker = new Docker(),
+    opts: DockerRuntimeOptions = {},
+  ) {
+    this.agentId = opts.agentId ?? `pid-${process.pid}`;
+    this.pool = opts.warm
+      ? new WarmPool(docker, {
+          ...opts.warm,
+          shapes: opts.warm.shapes.map((s) => ({ ...s, cpus: this.effectiveCpus(s.cpus) })),
+          agentId: this.agentId,
+          hostConfig: (shape, workDir) => this.hostConfig(shape, workDir),
+        })
+      : null;
+  }
+
+  /** Removes containers an earlier run of this agent left behind (it died mid-task), then warms the pool. */
+  async start(): Promise<void> {
+    try {
+      const stale = await this.docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${this.agentId}`] } });
+      await Promise.all(
+        stale.map(async (info) => {
+          await this.removeContainer(this.docker.getContainer(info.Id), "a container left by an earlier run");
+        }),
+      );
+      if (stale.length > 0) agentLog(`removed ${stale.length} container(s) left behind by an earlier run of this agent`);
+    } catch (err) {
+      agentLog(`could not list containers left behind: ${describeError(err)}`);
+    }
+    this.pool?.fill();
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+
+  async claim(shape: SandboxShape): Promise<Sandbox | null> {
+    if (!this.pool) return null;
+    return this.pool.claim({ ...shape, cpus: this.effectiveCpus(shape.cpus) });
+  }
+
+  private effectiveCpus(cpus: number): number {
+    return Math.min(cpus, os.availableParallelism());
+  }
+
+  /**
+   * The hardening of every script container, fresh or warm: non-root (the exec or the container
+   * user), all capabilities dropped, no new privileges, read-only root with /work bound and a /tmp
+   * tmpfs, pids, memory (no swap) and CPU limits, the task's network mode, capped engine logs.
+   */
+  hostConfig(shape: SandboxShape, workDir: string): Docker.HostConfig {
+    return {
+      Binds: [`${workDir}:/work:rw`],
+      Tmpfs: { "/tmp": "rw,nosuid,nodev,size=512m" },
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      ReadonlyRootfs: true,
+      PidsLimit: 512,
+      Memory: shape.memoryMb * 1024 * 1024,
+      // Equal to Memory: no swap, so the limit is a real limit.
+      MemorySwap: shape.memoryMb * 1024 * 1024,
+      NanoCpus: Math.round(this.effectiveCpus(shape.cpus) * 1e9),
+      NetworkMode: shape.network,
+      LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "1" } },
+    };
+  }
 
   async prepare(spec: PrepareSpec): Promise<PrepareResult> {
     const base = await this.ensureImage(spec.image, spec.log);
@@ -141,7 +227,7 @@ export class DockerRuntime implements ContainerRuntime {
         User: "0:0",
         Cmd: ["python", "-m", "pip", ...pipArgs],
         Env: ["PIP_BREAK_SYSTEM_PACKAGES=1", "PYTHONUNBUFFERED=1"],
-        Labels: { "dev.rgrid.managed": "true", "dev.rgrid.role": "deps-build" },
+        Labels: { [MANAGED_LABEL]: "true", [AGENT_LABEL]: this.agentId, "dev.rgrid.role": "deps-build" },
         AttachStdout: true,
         AttachStderr: true,
         HostConfig: { NetworkMode: "host", Binds: [`${reqFile}:/tmp/requirements.txt:ro`] },
@@ -169,8 +255,12 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async run(spec: RunSpec): Promise<RunResult> {
+    if (spec.sandbox instanceof WarmContainer && spec.sandbox.container && spec.sandbox.workDir === spec.workDir) {
+      const warm = await this.runInWarm(spec, spec.sandbox);
+      if (warm) return warm;
+      // The warm container failed before the script started: run it in a fresh one instead.
+    }
     const name = `rgrid-${spec.label.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 60)}-${randomBytes(3).toString("hex")}`;
-    const cpus = Math.min(spec.cpus, os.availableParallelism());
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer({
@@ -180,25 +270,12 @@ export class DockerRuntime implements ContainerRuntime {
         User: `${SCRIPT_USER.uid}:${SCRIPT_USER.gid}`,
         WorkingDir: "/work",
         Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-        Labels: { "dev.rgrid.managed": "true", "dev.rgrid.attempt": spec.label },
+        Labels: { [MANAGED_LABEL]: "true", [AGENT_LABEL]: this.agentId, "dev.rgrid.attempt": spec.label },
         AttachStdout: true,
         AttachStderr: true,
         Tty: false,
         OpenStdin: false,
-        HostConfig: {
-          Binds: [`${spec.workDir}:/work:rw`],
-          Tmpfs: { "/tmp": "rw,nosuid,nodev,size=512m" },
-          CapDrop: ["ALL"],
-          SecurityOpt: ["no-new-privileges"],
-          ReadonlyRootfs: true,
-          PidsLimit: 512,
-          Memory: spec.memoryMb * 1024 * 1024,
-          // Equal to Memory: no swap, so the limit is a real limit.
-          MemorySwap: spec.memoryMb * 1024 * 1024,
-          NanoCpus: Math.round(cpus * 1e9),
-          NetworkMode: spec.network,
-          LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "1" } },
-        },
+        HostConfig: this.hostConfig(spec, spec.workDir),
       });
     } catch (err) {
       agentLog(`container create failed for ${spec.label} (image "${spec.image}"): ${describeError(err)}`);
@@ -226,6 +303,99 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /**
+   * Runs the script by `docker exec` in a warm container, as the script's uid with the task's env,
+   * in /work. Returns null when the exec could not even start (the caller falls back to a fresh
+   * container). A timeout, an abort or an OOM kill ends the whole container, as on the fresh path,
+   * and it is discarded; after a normal exit every process the task left is killed before outputs
+   * are collected.
+   */
+  private async runInWarm(spec: RunSpec, warm: WarmContainer): Promise<RunResult | null> {
+    const container = warm.container;
+    if (!container) return null;
+    const splitters = {
+      stdout: new LineSplitter(spec.maxLineBytes, (t) => spec.onLine("stdout", t)),
+      stderr: new LineSplitter(spec.maxLineBytes, (t) => spec.onLine("stderr", t)),
+    };
+    let exec: Docker.Exec;
+    let stream: NodeJS.ReadWriteStream;
+    let started = 0;
+    try {
+      exec = await container.exec({
+        Cmd: spec.command,
+        User: `${SCRIPT_USER.uid}:${SCRIPT_USER.gid}`,
+        WorkingDir: "/work",
+        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      });
+      if (spec.signal?.aborted) return { outcome: { kind: "aborted" }, durationMs: 0 };
+      started = Date.now();
+      stream = await exec.start({ hijack: true, stdin: false });
+    } catch (err) {
+      agentLog(`exec in warm container ${warm.name} failed for ${spec.label}: ${describeError(err)}; using a fresh container`);
+      await warm.kill();
+      return null;
+    }
+    const ended = new Promise<void>((resolve) => {
+      stream.on("end", resolve);
+      stream.on("close", resolve);
+      stream.on("error", resolve);
+    });
+    this.docker.modem.demuxStream(stream, lineSink(splitters.stdout), lineSink(splitters.stderr));
+
+    let killedBy: "timeout" | "abort" | null = null;
+    const kill = (why: "timeout" | "abort") => {
+      if (killedBy) return;
+      killedBy = why;
+      void warm.kill();
+    };
+    const onAbort = () => kill("abort");
+    spec.signal?.addEventListener("abort", onAbort);
+    if (spec.signal?.aborted) kill("abort");
+    const timer = setTimeout(() => kill("timeout"), spec.timeoutSeconds * 1000);
+    let exitCode: number | null = null;
+    let durationMs = 0;
+    try {
+      // The stream ends when the script exits, unless a process it left behind still holds its
+      // stdout: polling the exec catches that case, as a fresh container would have stopped.
+      let poll: NodeJS.Timeout | undefined;
+      const exited = new Promise<void>((resolve) => {
+        const check = () => {
+          exec.inspect().then(
+            (info) => (info.Running ? (poll = setTimeout(check, 200)) : resolve()),
+            () => (poll = setTimeout(check, 500)),
+          );
+        };
+        poll = setTimeout(check, 200);
+      });
+      await Promise.race([ended, exited]);
+      clearTimeout(poll);
+      durationMs = Date.now() - started;
+      clearTimeout(timer);
+      if (!killedBy) exitCode = await execExitCode(exec).catch(() => null);
+      // No process of the task may outlive its script: outputs are then read from a quiet /work.
+      await warm.settle();
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000).unref())]);
+      splitters.stdout.end();
+      splitters.stderr.end();
+    } finally {
+      clearTimeout(timer);
+      spec.signal?.removeEventListener("abort", onAbort);
+    }
+    if (killedBy === "abort") return { outcome: { kind: "aborted" }, durationMs };
+    if (killedBy === "timeout") return { outcome: { kind: "timed_out" }, durationMs };
+    const code = exitCode ?? -1;
+    // 137 is SIGKILL, which the agent did not send: the kernel's OOM killer did. The container's
+    // memory accounting is suspect after that, so it is not reused.
+    if (code === 137) {
+      await warm.kill();
+      return { outcome: { kind: "oom", exitCode: code }, durationMs };
+    }
+    return { outcome: { kind: "exited", exitCode: code }, durationMs };
+  }
+
+  /**
    * Attaches (before start, so no output is missed), starts, and waits with a wall-clock limit.
    * Output is demultiplexed into stdout/stderr and split into lines.
    */
@@ -240,13 +410,6 @@ export class DockerRuntime implements ContainerRuntime {
       stdout: new LineSplitter(maxLineBytes, (t) => onLine("stdout", t)),
       stderr: new LineSplitter(maxLineBytes, (t) => onLine("stderr", t)),
     };
-    const sink = (s: LineSplitter) =>
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          s.push(chunk);
-          cb();
-        },
-      });
     let attached: NodeJS.ReadWriteStream;
     try {
       attached = await container.attach({ stream: true, stdout: true, stderr: true });
@@ -259,7 +422,7 @@ export class DockerRuntime implements ContainerRuntime {
       attached.on("close", resolve);
       attached.on("error", resolve);
     });
-    this.docker.modem.demuxStream(attached, sink(splitters.stdout), sink(splitters.stderr));
+    this.docker.modem.demuxStream(attached, lineSink(splitters.stdout), lineSink(splitters.stderr));
 
     let killedBy: "timeout" | "abort" | null = null;
     const kill = (why: "timeout" | "abort") => {
@@ -354,6 +517,7 @@ export class DockerRuntime implements ContainerRuntime {
         Image: image,
         User: `${SCRIPT_USER.uid}:${SCRIPT_USER.gid}`,
         Cmd: ["find", "/scratch", "-mindepth", "1", "-delete"],
+        Labels: { [MANAGED_LABEL]: "true", [AGENT_LABEL]: this.agentId, "dev.rgrid.role": "cleanup" },
         HostConfig: { Binds: [`${path.join(dir, "work")}:/scratch:rw`], NetworkMode: "none", CapDrop: ["ALL"] },
       });
       await container.start();
@@ -365,4 +529,14 @@ export class DockerRuntime implements ContainerRuntime {
       if (container) await this.removeContainer(container, "scratch cleanup");
     }
   }
+}
+
+/** A writable that feeds demultiplexed bytes into a line splitter. */
+function lineSink(s: LineSplitter): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      s.push(chunk);
+      cb();
+    },
+  });
 }

@@ -175,6 +175,15 @@ export class ProcessRuntime implements ContainerRuntime {
     // The script runs as the agent's own user: nothing to hand over.
   }
 
+  async claim(): Promise<null> {
+    // No containers: every run is a fresh process.
+    return null;
+  }
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
   async removeScratch(dir: string): Promise<void> {
     try {
       await rm(dir, { recursive: true, force: true });

@@ -34,6 +34,29 @@ export interface RunSpec {
   onLine: (stream: OutputStream, text: string) => void;
   /** Aborting kills the script at once (lease revoked, agent shutting down). */
   signal?: AbortSignal;
+  /**
+   * A warm container claimed for this task (`workDir` must be its `workDir`). Without one the
+   * runtime creates a fresh container; either way the script sees the same hardening and limits.
+   */
+  sandbox?: Sandbox;
+}
+
+/** What a warm container must match to serve a task: the image and every limit fixed at creation. */
+export interface SandboxShape {
+  image: string;
+  memoryMb: number;
+  cpus: number;
+  network: NetworkMode;
+}
+
+/**
+ * A hardened container already started and reserved for one task, with the host folder mounted as
+ * its /work. The task fills `workDir`, runs, collects its outputs from it, then calls `release`.
+ */
+export interface Sandbox {
+  readonly workDir: string;
+  /** Gives the container back, wiped clean for the next task, or discards it. Call exactly once. */
+  release(): Promise<void>;
 }
 
 export type RunOutcome =
@@ -76,6 +99,12 @@ export interface ContainerRuntime {
   adoptWorkDir(dir: string): Promise<void>;
   /** Removes a scratch folder, including files the script created under another uid (`image` runs the cleanup). */
   removeScratch(dir: string, image?: string): Promise<void>;
+  /** A warm container for `shape`, or null when none is ready soon (the task then runs in a fresh one). */
+  claim(shape: SandboxShape): Promise<Sandbox | null>;
+  /** Start-up: removes what an earlier run of this agent left behind, then warms containers up. */
+  start(): Promise<void>;
+  /** Shutdown: removes the warm containers. */
+  close(): Promise<void>;
 }
 
 /** The user-facing message for a timeout. */
