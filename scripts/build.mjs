@@ -1,4 +1,4 @@
-// Bundles the CLI (no runtime dependencies, runs on Node 20+) and the agent.
+// Bundles the CLI (no runtime dependencies: ws is bundled in; runs on Node 20+) and the agent.
 import { build } from "esbuild";
 
 await build({
@@ -9,6 +9,8 @@ await build({
   target: "node20",
   format: "cjs",
   sourcemap: false,
+  // ws loads these native speed-ups when present and falls back to plain JS without them.
+  external: ["bufferutil", "utf-8-validate"],
   logLevel: "warning",
 });
 

@@ -147,7 +147,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export class ApiClient {
   readonly baseUrl: string;
-  private readonly apiKey: string | undefined;
+  /** The key sent as `Authorization: Bearer …`; the log stream's WebSocket sends it too. */
+  readonly apiKey: string | undefined;
   private readonly log: { write(text: string): unknown };
   private readonly attempts: number;
   private readonly retryBaseMs: number;

@@ -141,10 +141,11 @@ export function buildProgram(): Command {
 
   program
     .command("cancel")
-    .description("cancel a queued or running execution")
-    .argument("<id>", "execution id (exec_…)")
-    .action(async (id: string, _options: unknown, command: Command) => {
-      await cancel(id, contextOf(command));
+    .description("cancel a queued or running execution, or every unfinished execution of a batch")
+    .argument("[id]", "execution id (exec_…)")
+    .option("--batch <id>", "cancel the batch's queued and running executions instead")
+    .action(async (id: string | undefined, options: { batch?: string }, command: Command) => {
+      await cancel(id, options, contextOf(command));
     });
 
   return program;

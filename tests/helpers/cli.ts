@@ -28,6 +28,8 @@ export function ensureCliBuilt(): Promise<void> {
       target: "node20",
       format: "cjs",
       logLevel: "warning",
+      // ws loads these native speed-ups when present and falls back to plain JS without them.
+      external: ["bufferutil", "utf-8-validate"],
     });
     fs.renameSync(temp, bundle);
   })();

@@ -1,7 +1,7 @@
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
 import { exitCodeFor } from "../explain-failure";
-import { readAllLogs } from "../follow-logs";
+import { droppedLinesMarker, readAllLogs } from "../follow-logs";
 import { LogPrinter } from "../log-printer";
 import { followExecution, reportOutcome } from "./run";
 
@@ -19,11 +19,13 @@ export async function logs(executionId: string, options: LogsOptions, ctx: Comma
   const printer = new LogPrinter(ctx.terminal, ctx.env, options.timestamps === true);
   if (!options.follow) {
     const page = await readAllLogs(api, executionId, printer.print);
-    if (page.dropped_lines > 0) ctx.terminal.stderr.write(`(${page.dropped_lines} log lines were dropped past the log size limit)\n`);
+    if (page.dropped_lines > 0) ctx.terminal.stderr.write(droppedLinesMarker(page.dropped_lines));
     return 0;
   }
   const view = await followExecution(api, executionId, printer, ctx);
   if (!view) return 130;
+  const code = view.exit_code !== null ? ` (exit code ${view.exit_code})` : "";
+  ctx.terminal.stderr.write(`[rgrid] ${view.id} ${view.status}${code}\n`);
   reportOutcome(view, printer, ctx);
   return exitCodeFor(view);
 }
