@@ -1,5 +1,5 @@
 import type { Task } from "../../shared/src/agent-protocol";
-import { ApiUnreachableError, CredentialRejectedError, type ControlPlane } from "./control-plane";
+import { ApiUnreachableError, CredentialRejectedError, type ControlPlane, StaleAttemptError } from "./control-plane";
 import { agentLog, describeError } from "./log";
 import { runTask, type TaskSettings } from "./run-task";
 import type { ContainerRuntime } from "./runtime/types";
@@ -44,6 +44,9 @@ export class AgentLoop {
     const heartbeat = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
     try {
       await this.leaseLoop();
+      // Keep heartbeating while a shutdown drains: the grace period (60 s by default) outlasts a
+      // lease (30 s), and a lapsed lease would fence the very tasks the drain waits for.
+      if (this.draining) await this.draining;
     } finally {
       clearInterval(heartbeat);
     }
@@ -54,7 +57,10 @@ export class AgentLoop {
     return { kind: "drained" };
   }
 
-  /** Stops leasing; running tasks get `graceMs` to finish, then are killed (their leases lapse and they are retried). */
+  /**
+   * Stops leasing; running tasks get `graceMs` to finish, then are killed and handed back, so the
+   * control plane queues them again at once (without counting an automatic retry).
+   */
   shutdown(graceMs: number): Promise<void> {
     this.draining ??= this.drain(graceMs);
     return this.draining;
@@ -69,9 +75,27 @@ export class AgentLoop {
       const all = Promise.all([...this.running.values()].map((r) => r.done));
       const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
       if (timedOut) {
-        agentLog(`grace period over: killing ${this.running.size} task(s); their leases will lapse and they will be retried`);
+        agentLog(`grace period over: stopping ${this.running.size} task(s) and handing them back`);
+        const unfinished = [...this.running.values()].map((r) => r.task);
         await this.abortAll();
+        await Promise.all(unfinished.map((task) => this.handBack(task)));
       }
+    }
+  }
+
+  /**
+   * Gives an attempt back to the control plane after its container was stopped. Best effort: if
+   * the call fails the lease simply lapses and the task is retried then; a 409 means it had
+   * already moved on.
+   */
+  private async handBack(task: Task): Promise<void> {
+    const label = `${task.execution_id}-${task.attempt}`;
+    try {
+      await this.api.release(task.execution_id, task.attempt);
+      agentLog(`attempt ${label} handed back`);
+    } catch (err) {
+      if (err instanceof StaleAttemptError) return;
+      agentLog(`could not hand back attempt ${label} (${describeError(err)}); its lease will lapse and it will be retried`);
     }
   }
 

@@ -17,6 +17,7 @@ import {
   outputUploadResponseSchema,
   registerRequestSchema,
   registerResponseSchema,
+  releaseRequestSchema,
 } from "../../shared/src/agent-protocol";
 
 /** The credential was refused (401): the agent cannot go on and exits with a clear message. */
@@ -98,6 +99,11 @@ export class ControlPlane {
 
   async complete(executionId: string, body: z.input<typeof completeRequestSchema>): Promise<void> {
     await this.call(`/agent/v1/executions/${encodeURIComponent(executionId)}/complete`, completeRequestSchema.parse(body), null);
+  }
+
+  /** Hands back an attempt this agent will not finish (shutting down); 409 if it already moved on. */
+  async release(executionId: string, attempt: number): Promise<void> {
+    await this.call(`/agent/v1/executions/${encodeURIComponent(executionId)}/release`, releaseRequestSchema.parse({ attempt }), null);
   }
 
   /** Signed URLs arrive absolute, or relative to the API's base URL. */

@@ -133,10 +133,10 @@ function connectOnce(options: StreamOptions, after: number, deliver: (line: LogL
       clearInterval(pinger);
       options.signal?.removeEventListener("abort", onAbort);
       socket.removeAllListeners("message");
-      // terminate(): no closing handshake to wait for; the server notices the closed socket.
       socket.on("error", () => {});
-      if (socket.readyState === WebSocket.OPEN) socket.close(1000, "done");
-      else socket.terminate();
+      // terminate(), not close(): a closing handshake the server never answers would hold the
+      // process open for ws's 30 s close timeout. The server sees the socket close either way.
+      socket.terminate();
       resolve(attempt);
     }
 
