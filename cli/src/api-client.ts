@@ -1,6 +1,9 @@
 import { z } from "zod";
 import {
+  addBatchExecutionsResponseSchema,
   apiErrorBodySchema,
+  batchCreatedSchema,
+  batchViewSchema,
   artifactListSchema,
   createExecutionRequestSchema,
   eventListSchema,
@@ -11,6 +14,7 @@ import {
   missingBlobsResponseSchema,
   localBootstrapResponseSchema,
   validateKeyResponseSchema,
+  type BatchView,
   type CreateExecutionRequest,
   type ExecutionStatus,
   type ExecutionView,
@@ -235,6 +239,58 @@ export class ApiClient {
   /** How many agents polled for work in the last 60 s. */
   async activeWorkers(): Promise<number> {
     return (await this.request("GET", "/api/v1/workers/active", activeWorkersSchema)).active;
+  }
+
+  // --- Batches (Step 3) ------------------------------------------------------------------------
+
+  /** `POST /api/v1/batches`: a batch whose `parallel` cap the account's scheduler enforces, even after the CLI detaches. */
+  async createBatch(body: { parallel: number; total: number }): Promise<string> {
+    return (await this.request("POST", "/api/v1/batches", batchCreatedSchema, { body })).batch_id;
+  }
+
+  /**
+   * `POST /api/v1/batches/:id/executions`: up to 100 executions in one request. Each carries its
+   * own idempotency key, so a chunk resent after a lost reply creates nothing twice.
+   */
+  async addBatchExecutions(batchId: string, executions: CreateExecutionRequest[]): Promise<ExecutionView[]> {
+    const body = { executions: executions.map((e) => createExecutionRequestSchema.parse(e)) };
+    return (await this.request("POST", `/api/v1/batches/${encodeURIComponent(batchId)}/executions`, addBatchExecutionsResponseSchema, { body })).executions;
+  }
+
+  /** `GET /api/v1/batches/:id`: its cap, size and counts (of the latest execution of each input). */
+  getBatch(batchId: string): Promise<BatchView> {
+    return this.request("GET", `/api/v1/batches/${encodeURIComponent(batchId)}`, batchViewSchema);
+  }
+
+  cancelBatch(batchId: string): Promise<{ cancelled: string[] }> {
+    return this.request("POST", `/api/v1/batches/${encodeURIComponent(batchId)}/cancel`, cancelResponseSchema);
+  }
+
+  /** `POST /api/v1/executions/:id/retry`: a new execution linked to this one (`retry_of`), in the same batch. */
+  retryExecution(id: string, idempotencyKey: string): Promise<ExecutionView> {
+    return this.request("POST", `/api/v1/executions/${encodeURIComponent(id)}/retry`, executionViewSchema, { body: { idempotency_key: idempotencyKey } });
+  }
+
+  /**
+   * Every execution matching the filter, following cursors. The server's cursor is "created
+   * before T", and a chunk of a batch shares one creation time, so a page can end in the middle
+   * of a millisecond: each next page starts at T + 1 instead and repeats are dropped by id.
+   */
+  async listAllExecutions(filter: Omit<ExecutionListFilter, "cursor" | "limit">): Promise<ExecutionView[]> {
+    const seen = new Map<string, ExecutionView>();
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.listExecutions({ ...filter, limit: 500, ...(cursor ? { cursor } : {}) });
+      let added = 0;
+      for (const view of page.executions) {
+        if (!seen.has(view.id)) added++;
+        seen.set(view.id, view);
+      }
+      const last = page.executions.at(-1);
+      if (!page.next_cursor || !last || added === 0) break;
+      cursor = String(last.created_at + 1);
+    }
+    return [...seen.values()];
   }
 
   /**

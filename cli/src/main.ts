@@ -9,8 +9,11 @@ import { init } from "./commands/init";
 import { list } from "./commands/list";
 import { logs } from "./commands/logs";
 import { outputs } from "./commands/outputs";
-import { run, type RunOptions } from "./commands/run";
+import { checkBatchOnlyOptions, runBatch, type RunBatchOptions } from "./batch/run-batch";
+import { retry, type RetryOptions } from "./commands/retry";
+import { run } from "./commands/run";
 import { status } from "./commands/status";
+import { watch, type WatchOptions } from "./commands/watch";
 import { whoami } from "./commands/whoami";
 import { processContext, type CommandContext } from "./context";
 import { reportError } from "./errors";
@@ -86,15 +89,74 @@ export function buildProgram(): Command {
     .option("--network <mode>", "\"none\" to run without network access (default bridge)")
     .option("--metadata <key=value>", "label the execution, for `rgrid list --metadata` (repeatable)", collect)
     .option("--remote-only", "leave the outputs remote (fetch later with `rgrid download ID`)")
-    .addHelpText("after", "\nEverything after the script goes to the script unchanged, options included.\nThe script's stdout and stderr become rgrid's; rgrid's own messages go to stderr.\nExits with the script's exit code (124 on timeout, 130 when cancelled or detached with Ctrl-C).")
-    .action(async (script: string, args: string[], options: RunOptions, command: Command) => {
+    .option("--batch <pattern>", "run once per matching file: a file or a pattern such as 'data/*.csv', 'logs/**/*.txt', 'in/{1..100}.json' (repeatable)", collect)
+    .option("--parallel <n>", "batch: how many run at once (default: parallel in .rgrid/config, else 10)")
+    .option("--output-dir <dir>", "batch: where the per-input output folders go (default ./outputs)")
+    .option("--flat", "batch: put every output file directly in the output folder (refused if two would share a name)")
+    .option("--flat-prefix", "batch: like --flat, each file prefixed with its input's name (implies --flat)")
+    .option("--strict", "batch: exit 1 if any execution failed (default: only if none succeeded)")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Everything after the script goes to the script unchanged, options included. In a batch run,",
+        "rgrid's own options may follow the script too; pass a script option of the same name after `--`.",
+        "The script's stdout and stderr become rgrid's; rgrid's own messages go to stderr.",
+        "Exits with the script's exit code (124 on timeout, 130 when cancelled or detached with Ctrl-C).",
+        "",
+        "Batches (--batch): one execution per file, the file as the script's first argument, or where",
+        "`{}` stands among the arguments. Quote patterns so rgrid expands them: * ** ? [a-z] {a,b} {1..100}.",
+        "Each input's outputs go to outputs/<input name without extension>/; inputs with the same name",
+        "in different folders get the shortest distinguishing path (data/a/x.csv → outputs/a/x/,",
+        "data/b/x.csv → outputs/b/x/). Press q or Ctrl-C to detach; the batch keeps running and",
+        "`rgrid watch BATCH` reattaches. Exits 0 if any succeeded, 1 if all failed (--strict: any).",
+        "",
+        "Examples:",
+        "  rgrid run process.py --batch 'data/*.csv' --parallel 20",
+        "  rgrid run convert.py --batch 'in/{1..100}.json' --config cfg.yaml --input {}",
+      ].join("\n"),
+    )
+    .action(async (script: string, args: string[], options: RunBatchOptions, command: Command) => {
+      if (options.batch !== undefined) {
+        process.exitCode = await runBatch(script, args, options, contextOf(command));
+        return;
+      }
+      checkBatchOnlyOptions(options);
       process.exitCode = await run(script, args, options, contextOf(command));
     });
 
   program
+    .command("watch")
+    .description("reattach to a batch: progress, outputs downloaded as executions finish, then the summary")
+    .argument("<batch-id>", "batch id (batch_…)")
+    .option("--output-dir <dir>", "where the per-input output folders go (default ./outputs)")
+    .option("--flat", "put every output file directly in the output folder")
+    .option("--flat-prefix", "like --flat, each file prefixed with its input's name")
+    .option("--remote-only", "leave the outputs remote")
+    .option("--strict", "exit 1 if any execution failed")
+    .action(async (batchId: string, options: WatchOptions, command: Command) => {
+      process.exitCode = await watch(batchId, options, contextOf(command));
+    });
+
+  program
+    .command("retry")
+    .description("run an execution again as a new linked one, or a batch's failed executions (--batch B --failed-only)")
+    .argument("[id]", "execution id (exec_…)")
+    .option("--batch <id>", "retry executions of this batch")
+    .option("--failed-only", "with --batch: only those that failed or timed out")
+    .option("--output-dir <dir>", "batch: where the per-input output folders go (default ./outputs)")
+    .option("--flat", "batch: put every output file directly in the output folder")
+    .option("--flat-prefix", "batch: like --flat, each file prefixed with its input's name")
+    .option("--remote-only", "leave the outputs remote")
+    .option("--strict", "batch: exit 1 if any retry failed")
+    .action(async (id: string | undefined, options: RetryOptions, command: Command) => {
+      process.exitCode = await retry(id, options, contextOf(command));
+    });
+
+  program
     .command("status")
-    .description("show an execution's status, timing, worker, exit code and cost")
-    .argument("<id>", "execution id (exec_…)")
+    .description("show an execution's status, timing, worker, exit code and cost, or a batch's counts")
+    .argument("<id>", "execution id (exec_…) or batch id (batch_…)")
     .option("--events", "also list its lifecycle events with their times")
     .option("--json", "print the execution as JSON")
     .action(async (id: string, options: { events?: boolean; json?: boolean }, command: Command) => {

@@ -1,5 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { createExecutionRequestSchema, isFinalStatus, type CreateExecutionRequest, type ExecutionStatus, type ExecutionView } from "../../../shared/src/index";
+import {
+  createExecutionRequestSchema,
+  isFinalStatus,
+  type CreateExecutionRequest,
+  type ExecutionStatus,
+  type ExecutionView,
+  type RuntimeName,
+} from "../../../shared/src/index";
 import type { ApiClient } from "../api-client";
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
@@ -11,8 +18,8 @@ import { formatBytes } from "../human-format";
 import { LogPrinter } from "../log-printer";
 import { loadProjectConfig } from "../project-config";
 import { parseCpus, parseEnv, parseMemory, parseMetadata, parseNetwork, parseRuntime, parseTimeout } from "../run/options";
-import { planRun } from "../run/plan";
-import { hashFiles, uploadMissing } from "../run/upload";
+import { planRun, type LocalFile, type RunPlan } from "../run/plan";
+import { hashFiles, uploadMissing, type HashedFile } from "../run/upload";
 
 export interface RunOptions {
   runtime?: string | undefined;
@@ -30,11 +37,22 @@ export interface RunOptions {
 /** How long an execution may sit queued before rgrid checks whether any agent is there to take it. */
 const NO_AGENT_NOTICE_MS = 5000;
 
-/**
- * Everything `rgrid run` checks and builds before talking to the API. Bad options and missing
- * files fail here, before anything is hashed or uploaded.
- */
-export async function prepareRun(script: string, args: readonly string[], options: RunOptions, ctx: CommandContext) {
+/** What the options of `rgrid run` resolve to, shared by every execution of a run or batch. */
+export interface RunSettings {
+  runtime: RuntimeName | undefined;
+  image: string | undefined;
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+  timeoutSeconds: number | undefined;
+  memoryMb: number | undefined;
+  cpus: number | undefined;
+  network: "bridge" | "none";
+  /** `parallel` from .rgrid/config, the default of `--parallel` for batches. */
+  configParallel: number | undefined;
+}
+
+/** Checks the options of `rgrid run` (before anything is hashed or uploaded) and applies the project defaults. */
+export function resolveRunSettings(options: RunOptions, ctx: CommandContext): RunSettings {
   if (options.runtime !== undefined && options.image !== undefined) {
     throw new UserError("bad_argument", "Give either --runtime or --image, not both.", "--runtime picks one of rgrid's images by name; --image takes any image.");
   }
@@ -42,32 +60,46 @@ export async function prepareRun(script: string, args: readonly string[], option
   const runtime = options.runtime !== undefined ? parseRuntime(options.runtime) : options.image === undefined ? config.runtime : undefined;
   const image = options.image?.trim();
   if (image === "") throw new UserError("bad_argument", "--image needs an image name.", "For example --image python:3.12-slim.");
-  const env = parseEnv(options.env ?? [], ctx.env);
-  const metadata = parseMetadata(options.metadata ?? []);
-  const timeoutSeconds = options.timeout !== undefined ? parseTimeout(options.timeout) : config.timeoutSeconds;
-  const memoryMb = options.memory !== undefined ? parseMemory(options.memory) : config.memoryMb;
-  const cpus = options.cpus !== undefined ? parseCpus(options.cpus) : config.cpus;
-  const network = options.network !== undefined ? parseNetwork(options.network) : "bridge";
-  const plan = planRun({ cwd: ctx.cwd, script, args, requirements: options.requirements });
+  return {
+    runtime,
+    image,
+    env: parseEnv(options.env ?? [], ctx.env),
+    metadata: parseMetadata(options.metadata ?? []),
+    timeoutSeconds: options.timeout !== undefined ? parseTimeout(options.timeout) : config.timeoutSeconds,
+    memoryMb: options.memory !== undefined ? parseMemory(options.memory) : config.memoryMb,
+    cpus: options.cpus !== undefined ? parseCpus(options.cpus) : config.cpus,
+    network: options.network !== undefined ? parseNetwork(options.network) : "bridge",
+    configParallel: config.parallel,
+  };
+}
 
-  const [scriptFile, ...rest] = await hashFiles([plan.script, ...plan.inputs, ...(plan.requirements ? [plan.requirements] : [])]);
-  if (!scriptFile) throw new Error("hashFiles lost the script");
-  const inputs = rest.slice(0, plan.inputs.length);
-  const requirements = plan.requirements ? rest[plan.inputs.length] : undefined;
+/**
+ * The request for one planned execution, its files already hashed (`hashed` maps a local path to
+ * its hashed file). Checked against the API schema, so a bad request fails here with a fix.
+ */
+export function buildExecutionRequest(
+  settings: RunSettings,
+  plan: RunPlan,
+  hashed: (file: LocalFile) => HashedFile,
+  extra: { batchId?: string; idempotencyKey?: string } = {},
+): CreateExecutionRequest {
+  const script = hashed(plan.script);
+  const requirements = plan.requirements ? hashed(plan.requirements) : undefined;
   const request: CreateExecutionRequest = {
-    idempotency_key: randomUUID(),
-    script: { path: scriptFile.remotePath, sha256: scriptFile.sha256 },
-    inputs: inputs.map((f) => ({ path: f.remotePath, sha256: f.sha256 })),
+    idempotency_key: extra.idempotencyKey ?? randomUUID(),
+    script: { path: script.remotePath, sha256: script.sha256 },
+    inputs: plan.inputs.map((f) => ({ path: f.remotePath, sha256: hashed(f).sha256 })),
     args: plan.args,
-    env,
-    network,
-    metadata,
-    ...(runtime !== undefined ? { runtime } : {}),
-    ...(image !== undefined ? { image } : {}),
+    env: settings.env,
+    network: settings.network,
+    metadata: settings.metadata,
+    ...(settings.runtime !== undefined ? { runtime: settings.runtime } : {}),
+    ...(settings.image !== undefined ? { image: settings.image } : {}),
     ...(requirements ? { requirements_sha256: requirements.sha256 } : {}),
-    ...(timeoutSeconds !== undefined ? { timeout_seconds: timeoutSeconds } : {}),
-    ...(memoryMb !== undefined ? { memory_mb: memoryMb } : {}),
-    ...(cpus !== undefined ? { cpus } : {}),
+    ...(settings.timeoutSeconds !== undefined ? { timeout_seconds: settings.timeoutSeconds } : {}),
+    ...(settings.memoryMb !== undefined ? { memory_mb: settings.memoryMb } : {}),
+    ...(settings.cpus !== undefined ? { cpus: settings.cpus } : {}),
+    ...(extra.batchId !== undefined ? { batch_id: extra.batchId } : {}),
   };
   const checked = createExecutionRequestSchema.safeParse(request);
   if (!checked.success) {
@@ -75,7 +107,29 @@ export async function prepareRun(script: string, args: readonly string[], option
     const issue = checked.error.issues[0];
     throw new UserError("bad_argument", `This run cannot be submitted: ${issue?.path.join(".") ?? ""} ${issue?.message ?? "is invalid"}.`, "Check the options of `rgrid run --help`.");
   }
-  return { request, files: [scriptFile, ...inputs, ...(requirements ? [requirements] : [])] };
+  return request;
+}
+
+/** The files of a plan, script first: what is hashed and uploaded for it. */
+export function planFiles(plan: RunPlan): LocalFile[] {
+  return [plan.script, ...plan.inputs, ...(plan.requirements ? [plan.requirements] : [])];
+}
+
+/**
+ * Everything `rgrid run` checks and builds before talking to the API. Bad options and missing
+ * files fail here, before anything is hashed or uploaded.
+ */
+export async function prepareRun(script: string, args: readonly string[], options: RunOptions, ctx: CommandContext) {
+  const settings = resolveRunSettings(options, ctx);
+  const plan = planRun({ cwd: ctx.cwd, script, args, requirements: options.requirements });
+  const files = await hashFiles(planFiles(plan));
+  const byPath = new Map(files.map((f) => [f.localPath, f]));
+  const request = buildExecutionRequest(settings, plan, (f) => {
+    const found = byPath.get(f.localPath);
+    if (!found) throw new Error(`hashFiles lost ${f.remotePath}`);
+    return found;
+  });
+  return { request, files };
 }
 
 /**

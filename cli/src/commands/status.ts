@@ -1,4 +1,5 @@
-import type { ExecutionView } from "../../../shared/src/index";
+import type { BatchView, ExecutionView } from "../../../shared/src/index";
+import { figuresOf } from "../batch/progress";
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
 import { formatCost, formatDuration, formatTime } from "../human-format";
@@ -14,9 +15,30 @@ function durationOf(view: ExecutionView): string {
   return "-";
 }
 
-/** `rgrid status ID`: where an execution is, on stdout (`--json` for scripts). */
+/** `rgrid status batch_…`: the batch's size, cap and counts (of the latest execution of each input). */
+function printBatch(batch: BatchView, out: NodeJS.WritableStream): void {
+  const figures = figuresOf(batch.counts, batch.total);
+  const rows: Array<[string, string]> = [
+    ["progress", `${figures.complete}/${figures.total} complete`],
+    ["parallel", String(batch.parallel)],
+    ["created", formatTime(batch.created_at)],
+    ...Object.entries(batch.counts).map(([status, n]): [string, string] => [status.replace("_", " "), String(n)]),
+  ];
+  out.write(`${batch.id}\n`);
+  for (const [key, value] of rows) out.write(`  ${key.padEnd(10)} ${value}\n`);
+}
+
+/** `rgrid status ID`: where an execution (or, for `batch_…`, a batch) is, on stdout (`--json` for scripts). */
 export async function status(executionId: string, options: StatusOptions, ctx: CommandContext): Promise<void> {
   const api = connect(ctx);
+  if (executionId.startsWith("batch_")) {
+    const batch = await api.getBatch(executionId);
+    if (options.json) ctx.terminal.stdout.write(`${JSON.stringify(batch, null, 2)}\n`);
+    else printBatch(batch, ctx.terminal.stdout);
+    if (!options.json)
+      ctx.terminal.stdout.write(`  (list them with: rgrid list --batch ${batch.id}; follow with: rgrid watch ${batch.id})\n`);
+    return;
+  }
   const view = await api.getExecution(executionId);
   const events = options.events ? (await api.listEvents(executionId)).events : undefined;
   const out = ctx.terminal.stdout;
