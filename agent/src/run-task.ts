@@ -66,19 +66,22 @@ export async function runTask(
   let ranOn: string | undefined;
   const held: { sandbox: Sandbox | null } = { sandbox: null };
   try {
-    try {
-      await api.started(id, task.attempt);
-    } catch (err) {
+    // Reported while the files download: a 409 stops the attempt as soon as it arrives.
+    let credentialRefused: unknown = null;
+    const started = api.started(id, task.attempt).catch((err: unknown) => {
       if (err instanceof StaleAttemptError) {
         agentLog(`attempt ${label} is no longer current (started refused with 409); dropping it`);
-        return;
-      }
-      if (err instanceof CredentialRejectedError) throw err;
-      agentLog(`could not report attempt ${label} as started: ${describeError(err)}`);
-    }
+        stale.abort();
+      } else if (err instanceof CredentialRejectedError) {
+        credentialRefused = err;
+        stale.abort();
+      } else agentLog(`could not report attempt ${label} as started: ${describeError(err)}`);
+    });
     const completion = await execute(task, api, runtime, settings, scratch, logs, abort, held, hooks, (image) => {
       ranOn = image;
     });
+    await started;
+    if (credentialRefused !== null) throw credentialRefused;
     if (completion === null || abort.aborted) {
       logs.discard();
       return;

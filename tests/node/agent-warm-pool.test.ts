@@ -127,22 +127,23 @@ describe("warm containers", () => {
     }
   });
 
-  it("runs a task whose limits differ from every warm container in a fresh one, never a mismatched one", async () => {
+  it("never hands a task a container of other limits; it runs fresh, and its shape is warmed for next time", async () => {
     const runtime = new DockerRuntime(docker, {
       agentId: `test-${randomBytes(4).toString("hex")}`,
       warm: { capacity: 1, shapes: [SHAPE], mode: "reuse", rootDir: `${state.dir}/warm` },
     });
     await runtime.start();
     try {
-      expect(await runtime.claim({ ...SHAPE, memoryMb: 256 })).toBeNull();
-      expect(await runtime.claim({ ...SHAPE, network: "bridge" })).toBeNull();
-      const run = await runScript(runtime, state.dir, {
-        script:
-          "print(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read().strip() if __import__('os').path.exists('/sys/fs/cgroup/memory/memory.limit_in_bytes') else open('/sys/fs/cgroup/memory.max').read().strip())\n",
-        memoryMb: 256,
-      });
-      expect(run.warm).toBe(false);
-      expect(run.stdout).toEqual([String(256 * 1024 * 1024)]);
+      while (runtime.pool?.stats().idle !== 1) await new Promise((r) => setTimeout(r, 50));
+      const limit =
+        "import os\nv1 = '/sys/fs/cgroup/memory/memory.limit_in_bytes'\nprint(open(v1 if os.path.exists(v1) else '/sys/fs/cgroup/memory.max').read().strip())\n";
+      const first = await runScript(runtime, state.dir, { script: limit, memoryMb: 256 });
+      expect(first.warm).toBe(false);
+      expect(first.stdout).toEqual([String(256 * 1024 * 1024)]);
+      // The miss replaced the idle container of the other shape with one of this shape.
+      const second = await runScript(runtime, state.dir, { script: limit, memoryMb: 256 });
+      expect(second.warm).toBe(true);
+      expect(second.stdout).toEqual([String(256 * 1024 * 1024)]);
     } finally {
       await releasePending(runtime);
       await runtime.close();

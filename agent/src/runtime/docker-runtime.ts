@@ -107,7 +107,10 @@ export class DockerRuntime implements ContainerRuntime {
 
   async claim(shape: SandboxShape): Promise<Sandbox | null> {
     if (!this.pool) return null;
-    return this.pool.claim({ ...shape, cpus: this.effectiveCpus(shape.cpus) });
+    const wanted = { ...shape, cpus: this.effectiveCpus(shape.cpus) };
+    const claimed = await this.pool.claim(wanted);
+    if (!claimed) this.pool.learn(wanted);
+    return claimed;
   }
 
   private effectiveCpus(cpus: number): number {

@@ -77,6 +77,8 @@ export function shapeKey(s: SandboxShape): string {
 export class WarmContainer implements Sandbox {
   state: State = "starting";
   uses = 0;
+  /** When it last became idle: the one idle longest is the first replaced by another shape. */
+  idleSince = 0;
   /** Set when the container cannot be trusted clean (timeout, OOM, a failed settle): it is discarded. */
   poisoned = false;
   container: Docker.Container | null = null;
@@ -200,6 +202,22 @@ export class WarmPool {
     });
   }
 
+  /**
+   * A task of a shape no warm container has (a dependency layer, other limits) ran fresh: warm one
+   * for the next such task, replacing the container idle the longest when the pool is full.
+   */
+  learn(shape: SandboxShape): void {
+    const key = shapeKey(shape);
+    if (this.closed || this.failedShapes.has(key)) return;
+    if ([...this.all].some((c) => c.key === key && c.state !== "dead")) return;
+    if (this.live() >= this.opts.capacity) {
+      const victim = [...this.all].filter((c) => c.state === "idle").sort((a, b) => a.idleSince - b.idleSince)[0];
+      if (!victim) return;
+      void this.discard(victim);
+    }
+    this.spawn(shape);
+  }
+
   /** Called by `WarmContainer.release`: wipe and keep, or discard and replace. */
   async giveBack(c: WarmContainer): Promise<void> {
     c.uses++;
@@ -240,6 +258,7 @@ export class WarmPool {
       return;
     }
     c.state = "idle";
+    c.idleSince = Date.now();
     const waiter = this.waiters.get(c.key)?.shift();
     if (waiter) waiter(this.take(c));
   }
