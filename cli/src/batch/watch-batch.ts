@@ -244,7 +244,18 @@ function displayPath(cwd: string, dir: string): string {
 export function causeOf(view: ExecutionView, tail: readonly string[]): string {
   if (view.status === "cancelled") return "cancelled";
   const explanation = explainFailure(view, tail);
-  if (explanation) return explanation.what;
+  // The generic "failed before the script finished" says less than the error message itself.
+  if (
+    explanation &&
+    !(
+      view.exit_code === null &&
+      view.error_message &&
+      explanation.cause === view.error_message &&
+      /before the script finished/.test(explanation.what)
+    )
+  ) {
+    return explanation.what;
+  }
   // The script's last words say more than "exited with code 3".
   const last = [...tail].reverse().find((line) => line.trim() !== "");
   if (view.exit_code !== null || !view.error_message) return `exit code ${exitCodeFor(view)}${last ? `: ${last.trim()}` : ""}`;
@@ -313,7 +324,7 @@ async function downloadFlat(
   if (clashes.size > 0) {
     const examples = [...clashes]
       .slice(0, 3)
-      .map(([name, inputs]) => `${name} (from ${inputs.slice(0, 3).join(", ")}${inputs.length > 3 ? ", …" : ""})`)
+      .map(([name, inputs]) => `${name} (from ${[...inputs].sort().slice(0, 3).join(", ")}${inputs.length > 3 ? ", …" : ""})`)
       .join("; ");
     throw new UserError(
       "bad_argument",
