@@ -198,7 +198,7 @@ export async function watchBatch(options: WatchBatchOptions): Promise<number> {
       await sleep(pollMs, detach.signal);
       if (detach.signal.aborted) {
         display.stop();
-        stderr.write(`\nDetached. The batch keeps running. Reattach with: rgrid watch ${batchId}\n`);
+        stderr.write(`Detached. The batch keeps running. Reattach with: rgrid watch ${batchId}\n`);
         return 130;
       }
     }
@@ -206,7 +206,7 @@ export async function watchBatch(options: WatchBatchOptions): Promise<number> {
       await Promise.race([drained(), new Promise((resolve) => detach.signal.addEventListener("abort", resolve, { once: true }))]);
       if (detach.signal.aborted) {
         display.stop();
-        stderr.write(`\nDetached. The batch keeps running. Reattach with: rgrid watch ${batchId}\n`);
+        stderr.write(`Detached. The batch keeps running. Reattach with: rgrid watch ${batchId}\n`);
         return 130;
       }
     }
