@@ -271,26 +271,16 @@ export class ApiClient {
     return this.request("POST", `/api/v1/executions/${encodeURIComponent(id)}/retry`, executionViewSchema, { body: { idempotency_key: idempotencyKey } });
   }
 
-  /**
-   * Every execution matching the filter, following cursors. The server's cursor is "created
-   * before T", and a chunk of a batch shares one creation time, so a page can end in the middle
-   * of a millisecond: each next page starts at T + 1 instead and repeats are dropped by id.
-   */
+  /** Every execution matching the filter, following the server's keyset cursors page by page. */
   async listAllExecutions(filter: Omit<ExecutionListFilter, "cursor" | "limit">): Promise<ExecutionView[]> {
-    const seen = new Map<string, ExecutionView>();
+    const all: ExecutionView[] = [];
     let cursor: string | undefined;
-    for (;;) {
+    do {
       const page = await this.listExecutions({ ...filter, limit: 500, ...(cursor ? { cursor } : {}) });
-      let added = 0;
-      for (const view of page.executions) {
-        if (!seen.has(view.id)) added++;
-        seen.set(view.id, view);
-      }
-      const last = page.executions.at(-1);
-      if (!page.next_cursor || !last || added === 0) break;
-      cursor = String(last.created_at + 1);
-    }
-    return [...seen.values()];
+      all.push(...page.executions);
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
+    return all;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { leaseResponseSchema } from "../../shared/src/agent-protocol";
 import { addBatchExecutionsResponseSchema, batchCreatedSchema, batchViewSchema } from "../../shared/src/batches";
-import { executionViewSchema } from "../../shared/src/executions";
+import { executionListSchema, executionViewSchema } from "../../shared/src/executions";
 import { api, json, setup, uploadScript } from "./fixtures";
 
 async function createBatch(key: string, sha: string, count: number, parallel: number) {
@@ -96,5 +96,23 @@ describe("batches", () => {
     const list = await (await api(`/executions?batch=${batchId}&metadata=item=1&status=queued`, account.api_key)).json<{ executions: { metadata: Record<string, string> }[] }>();
     expect(list.executions).toHaveLength(1);
     expect(list.executions[0]?.metadata).toEqual({ item: "1" });
+  });
+});
+
+describe("listing", () => {
+  it("pages through executions created in the same millisecond without skipping or repeating any", async () => {
+    const { account } = await setup();
+    const sha = await uploadScript(account.api_key, "print('page')\n");
+    const { batchId, views } = await createBatch(account.api_key, sha, 25, 5);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = `/executions?batch=${batchId}&limit=7${cursor ? `&cursor=${cursor}` : ""}`;
+      const page = executionListSchema.parse(await (await api(query, account.api_key)).json());
+      seen.push(...page.executions.map((e) => e.id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    expect(seen).toHaveLength(25);
+    expect(new Set(seen)).toEqual(new Set(views.map((v) => v.id)));
   });
 });

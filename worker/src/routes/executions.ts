@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, lt, or, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
@@ -35,7 +35,11 @@ const listQuerySchema = z.object({
   status: executionStatusSchema.optional(),
   batch: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.coerce.number().int().optional(),
+  /** Opaque: `<created_at>_<id>` of the last row of the previous page (keyset paging, stable within a millisecond). */
+  cursor: z
+    .string()
+    .regex(/^\d+_[A-Za-z0-9_]+$/, "is not a cursor this API returned")
+    .optional(),
   metadata: z.string().max(2048).optional(),
 });
 
@@ -63,7 +67,13 @@ export const executionRoutes = new Hono<AppEnv>()
     const conditions = [eq(executions.accountId, c.get("accountId"))];
     if (query.status) conditions.push(eq(executions.status, query.status));
     if (query.batch) conditions.push(eq(executions.batchId, query.batch));
-    if (query.cursor !== undefined) conditions.push(lt(executions.createdAt, query.cursor));
+    if (query.cursor !== undefined) {
+      const [createdAt, ...idParts] = query.cursor.split("_");
+      const at = Number(createdAt);
+      const id = idParts.join("_");
+      // A batch chunk shares one creation time, so the id breaks ties: no row is skipped or repeated.
+      conditions.push(or(lt(executions.createdAt, at), and(eq(executions.createdAt, at), lt(executions.id, id)))!);
+    }
     if (query.metadata) {
       for (const pair of query.metadata.split(",")) {
         const [key, ...rest] = pair.split("=");
@@ -75,10 +85,11 @@ export const executionRoutes = new Hono<AppEnv>()
       .select()
       .from(executions)
       .where(and(...conditions))
-      .orderBy(desc(executions.createdAt))
+      .orderBy(desc(executions.createdAt), desc(executions.id))
       .limit(query.limit + 1);
     const page = rows.slice(0, query.limit);
-    const next = rows.length > query.limit ? String(page.at(-1)?.createdAt ?? "") : null;
+    const last = page.at(-1);
+    const next = rows.length > query.limit && last ? `${last.createdAt}_${last.id}` : null;
     return c.json({ executions: page.map(toExecutionView), next_cursor: next });
   })
   .get("/executions/:id", async (c) => {
