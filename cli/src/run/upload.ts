@@ -5,6 +5,11 @@ import { sha256File } from "../hashing";
 import { mapConcurrent } from "../map-concurrent";
 import type { LocalFile } from "./plan";
 
+/** Hashing is disk- and CPU-bound; a few at a time keeps a laptop responsive. */
+const HASH_CONCURRENCY = 4;
+/** Uploads wait on the network, so more may be in flight; signed URLs make each one independent. */
+const UPLOAD_CONCURRENCY = 8;
+
 export interface HashedFile extends LocalFile {
   sha256: string;
 }
@@ -15,7 +20,7 @@ export interface UploadSummary {
 }
 
 export async function hashFiles(files: readonly LocalFile[]): Promise<HashedFile[]> {
-  return mapConcurrent(files, 4, async (file) => ({ ...file, sha256: await sha256File(file.localPath) }));
+  return mapConcurrent(files, HASH_CONCURRENCY, async (file) => ({ ...file, sha256: await sha256File(file.localPath) }));
 }
 
 /**
@@ -27,7 +32,7 @@ export async function uploadMissing(api: ApiClient, files: readonly HashedFile[]
   if (bySha.size === 0) return { files: 0, bytes: 0 };
   const { missing } = await api.missingBlobs([...bySha.keys()]);
   let bytes = 0;
-  await mapConcurrent(missing, 4, async ({ sha256, upload_url }) => {
+  await mapConcurrent(missing, UPLOAD_CONCURRENCY, async ({ sha256, upload_url }) => {
     const file = bySha.get(sha256);
     if (!file) return;
     const size = fs.statSync(file.localPath).size;
