@@ -70,6 +70,11 @@ export class AgentLoop {
     this.stopping = true;
     this.stopLeasing.abort();
     this.wake?.();
+    // The aborted long-poll may still be parked on the server: retire it, so it cannot take work
+    // that would never arrive here (it would sit leased until the lease lapsed).
+    await this.api.lease({ free_slots: 0, wait_ms: 0, holding: this.holding() }).catch((err: unknown) => {
+      agentLog(`could not retire the pending lease request: ${describeError(err)}`);
+    });
     if (this.running.size > 0) {
       agentLog(`shutting down: waiting up to ${Math.round(graceMs / 1000)}s for ${this.running.size} running task(s)`);
       const all = Promise.all([...this.running.values()].map((r) => r.done));
@@ -99,6 +104,11 @@ export class AgentLoop {
     }
   }
 
+  /** The attempts running here, so the control plane can requeue a lease whose response never arrived. */
+  private holding(): { execution_id: string; attempt: number }[] {
+    return [...this.running.values()].map((r) => ({ execution_id: r.task.execution_id, attempt: r.task.attempt }));
+  }
+
   get runningCount(): number {
     return this.running.size;
   }
@@ -118,7 +128,10 @@ export class AgentLoop {
         continue;
       }
       try {
-        const { tasks } = await this.api.lease({ free_slots: free, wait_ms: LEASE_WAIT_MS }, this.stopLeasing.signal);
+        const { tasks } = await this.api.lease(
+          { free_slots: free, wait_ms: LEASE_WAIT_MS, holding: this.holding() },
+          this.stopLeasing.signal,
+        );
         this.reachable();
         backoff = 1000;
         for (const task of tasks) this.start(task);

@@ -23,6 +23,9 @@ import {
 
 export type CompletionOutcome = "accepted" | "duplicate" | "stale" | "retrying";
 export type ReleaseOutcome = "released" | "stale";
+
+/** How long a lease response may take to reach its agent before a poll that omits it proves it lost. */
+const LEASE_IN_FLIGHT_MS = 5000;
 export type AttemptRevocation = "cancelled" | "lease_lost" | "finished";
 
 export interface LogRead {
@@ -123,26 +126,54 @@ export class AccountScheduler extends DurableObject<Env> {
    * agent), or an empty list after `waitMs` without work. Batch parallelism caps are enforced here,
    * so they hold whether or not the CLI that submitted the batch is still connected.
    */
-  async lease(accountId: string, workerId: string, freeSlots: number, waitMs: number): Promise<LeasedTask[]> {
+  async lease(
+    accountId: string,
+    workerId: string,
+    freeSlots: number,
+    waitMs: number,
+    holding?: { execution_id: string; attempt: number }[],
+  ): Promise<LeasedTask[]> {
     this.bindAccount(accountId);
     this.sql.exec(
       "INSERT INTO workers_seen (worker_id, last_seen) VALUES (?, ?) ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen",
       workerId,
       Date.now(),
     );
-    if (freeSlots <= 0) return [];
-    const deadline = Date.now() + waitMs;
-    for (;;) {
-      const leased = this.takeQueued(workerId, freeSlots);
-      if (leased.length > 0) {
-        await this.ensureAlarm();
-        this.flushSoon();
-        return leased;
+    const ticket = this.waiters.enter(workerId);
+    try {
+      if (holding) this.reconcile(workerId, holding);
+      if (freeSlots <= 0) return [];
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        if (ticket.retired) return [];
+        const leased = this.takeQueued(workerId, freeSlots);
+        if (leased.length > 0) {
+          await this.ensureAlarm();
+          this.flushSoon();
+          return leased;
+        }
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) return [];
+        await this.waiters.wait(remaining);
       }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return [];
-      await this.waiters.wait(remaining);
+    } finally {
+      this.waiters.leave(workerId, ticket);
     }
+  }
+
+  /**
+   * Queues again, at once and without counting a retry, the leases this worker holds by our
+   * records but does not list as running: their lease response never reached it. Leases younger
+   * than a few seconds are left alone, since their response may still be on its way.
+   */
+  private reconcile(workerId: string, holding: { execution_id: string; attempt: number }[]): void {
+    const held = new Set(holding.map((h) => `${h.execution_id}#${h.attempt}`));
+    const grantedBefore = Date.now() - LEASE_IN_FLIGHT_MS;
+    const lost = this.sql
+      .exec<TaskRow>("SELECT * FROM tasks WHERE worker_id = ? AND state = 'leased' AND lease_expires_at < ?", workerId, grantedBefore + this.leaseMs)
+      .toArray()
+      .filter((row) => !held.has(`${row.execution_id}#${row.attempt}`));
+    for (const row of lost) this.requeueReleased(workerId, row.execution_id, row.attempt, "its lease never reached the agent");
   }
 
   private takeQueued(workerId: string, freeSlots: number): LeasedTask[] {
@@ -444,15 +475,19 @@ export class AccountScheduler extends DurableObject<Env> {
   async release(workerId: string, executionId: string, attempt: number): Promise<ReleaseOutcome> {
     const row = this.task(executionId);
     if (!row || !this.isCurrent(row, attempt, workerId)) return "stale";
+    this.requeueReleased(workerId, executionId, attempt, "handed back by a stopping agent");
+    return "released";
+  }
+
+  private requeueReleased(workerId: string, executionId: string, attempt: number, why: string): void {
     const now = Date.now();
     this.ctx.storage.transactionSync(() => {
       this.sql.exec("UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE execution_id = ?", executionId);
-      this.outbox.add(this.mirror().released(executionId, attempt, workerId, now));
+      this.outbox.add(this.mirror().released(executionId, attempt, workerId, why, now));
     });
     this.flushSoon();
     this.publishStatus(executionId);
     this.waiters.wakeAll();
-    return "released";
   }
 
   /** Cancels queued and running executions; agents learn of it on their next heartbeat. */

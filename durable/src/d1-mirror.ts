@@ -102,16 +102,16 @@ export class D1Mirror {
     return statements;
   }
 
-  /** An attempt handed back by a stopping agent: queued again, not counted as a retry. */
-  released(executionId: string, attempt: number, workerId: string, at: number): MirrorStatement[] {
+  /** An attempt handed back (a stopping agent) or never received: queued again, not counted as a retry. */
+  released(executionId: string, attempt: number, workerId: string, why: string, at: number): MirrorStatement[] {
     return [
       this.db
         .prepare("UPDATE executions SET status = 'queued', worker_id = NULL WHERE id = ? AND account_id = ?")
         .bind(executionId, this.accountId),
       this.db
         .prepare("UPDATE attempts SET status = 'released', finished_at = ?, error_message = ? WHERE execution_id = ? AND attempt = ?")
-        .bind(at, `handed back by ${workerId} (shutting down)`, executionId, attempt),
-      this.event(executionId, attempt, "released", `attempt ${attempt} handed back by ${workerId} (shutting down); queued again`, at),
+        .bind(at, `${why} (${workerId})`, executionId, attempt),
+      this.event(executionId, attempt, "released", `attempt ${attempt} queued again: ${why} (${workerId})`, at),
     ];
   }
 

@@ -22,6 +22,13 @@ export const registerResponseSchema = z.object({
 
 export const leaseRequestSchema = z.object({
   free_slots: z.number().int().min(0).max(512),
+  /**
+   * The attempts this agent is running. A lease the control plane handed this agent more than a
+   * few seconds ago that is not listed never reached it (its response was lost to a restart or an
+   * abandoned long-poll), so it is queued again at once instead of waiting for the lease to lapse.
+   * A call with `free_slots: 0` and `wait_ms: 0` just reconciles (a stopping agent sends one).
+   */
+  holding: z.array(z.object({ execution_id: z.string(), attempt: z.number().int().min(1) })).max(512).optional(),
   /** How long the server may hold the request open when there is no work (long-poll). */
   wait_ms: z.number().int().min(0).max(30_000).default(20_000),
 });

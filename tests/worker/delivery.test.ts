@@ -159,6 +159,33 @@ describe("delivery: leases, fencing and replays", () => {
     expect(page.retries).toBe(0);
   });
 
+  it("retires an agent's abandoned long-poll when it polls again, so the abandoned call cannot take work nobody receives", async () => {
+    const { account, agent } = await setup();
+    const abandoned = agent("/lease", { free_slots: 1, wait_ms: 3000 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await (await agent("/lease", { free_slots: 0, wait_ms: 0, holding: [] })).json()).toEqual({ tasks: [] });
+    const { view } = await submit(account.api_key, await uploadScript(account.api_key, "print('steal')\n"));
+    expect(await (await abandoned).json()).toEqual({ tasks: [] });
+    expect((await leaseOne(agent, view.id)).attempt).toBe(1);
+  });
+
+  it("requeues at once, without counting a retry, a lease whose response never reached the agent", async () => {
+    const { account, agent } = await setup();
+    const { view } = await submit(account.api_key, await uploadScript(account.api_key, "print('lost')\n"));
+    await leaseOne(agent, view.id); // the response "is lost": the agent never lists it
+    // Still in flight for a few seconds: left alone.
+    await agent("/lease", { free_slots: 0, wait_ms: 0, holding: [] });
+    expect((await events(view.id)).map((e) => e.type)).toEqual(["queued", "leased"]);
+    await runInDurableObject(scheduler(account.account_id), (_instance: AccountScheduler, state) => {
+      state.storage.sql.exec("UPDATE tasks SET lease_expires_at = lease_expires_at - 6000 WHERE execution_id = ?", view.id);
+    });
+    await agent("/lease", { free_slots: 0, wait_ms: 0, holding: [] });
+    expect((await leaseOne(agent, view.id)).attempt).toBe(2);
+    expect((await events(view.id)).map((e) => e.type)).toEqual(["queued", "leased", "released", "leased"]);
+    const page = logPageSchema.parse(await (await api(`/executions/${view.id}/logs?after=0`, account.api_key)).json());
+    expect(page.retries).toBe(0);
+  });
+
   it("keeps an execution's stored log to the cap and counts the lines dropped past it", async () => {
     const { account, agent } = await setup();
     const { view } = await submit(account.api_key, await uploadScript(account.api_key, "print('chatty')\n"));

@@ -82,9 +82,9 @@ export const agentRegistrationRoutes = new Hono<AgentEnv>().post(
 export const agentRoutes = new Hono<AgentEnv>()
   .use("*", requireWorker)
   .post("/lease", zValidator("json", leaseRequestSchema), async (c) => {
-    const { free_slots, wait_ms } = c.req.valid("json");
+    const { free_slots, wait_ms, holding } = c.req.valid("json");
     const accountId = c.get("accountId");
-    const leased = await schedulerFor(c.env, accountId).lease(accountId, c.get("workerId"), free_slots, wait_ms);
+    const leased = await schedulerFor(c.env, accountId).lease(accountId, c.get("workerId"), free_slots, wait_ms, holding);
     const origin = new URL(c.req.url).origin;
     const tasks = await Promise.all(leased.map((t) => toTask(origin, c.env.API_KEY_PEPPER, accountId, t)));
     return c.json({ tasks });
