@@ -42,13 +42,15 @@ export interface StartLocalStackOptions {
   port?: number;
   env?: Record<string, string | undefined>;
   timeoutMs?: number;
+  /** More arguments for `rgrid dev` (e.g. `--no-agent`). */
+  args?: string[];
 }
 
 export async function startLocalStack(options: StartLocalStackOptions = {}): Promise<LocalStack> {
   await ensureCliBuilt();
   const home = options.home ?? tempHome("rgrid-stack-");
   const port = options.port ?? (await freePort());
-  const child = spawn(nodeForStack(), [cliBin, "dev", "--port", String(port)], {
+  const child = spawn(nodeForStack(), [cliBin, "dev", "--port", String(port), ...(options.args ?? [])], {
     env: cliEnv(home, options.env),
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
