@@ -1,5 +1,17 @@
 // `npm run bench -- <name…>`: runs the named benchmarks (default: all) and prints their figures.
 const benches = {
+  logs: async () => {
+    const { benchLogs, printLogs } = await import("./logs.mjs");
+    printLogs(await benchLogs());
+  },
+  batch: async () => {
+    const { benchBatch, printBatch } = await import("./batch.mjs");
+    printBatch(await benchBatch());
+  },
+  single: async () => {
+    const { benchSingle, printSingle } = await import("./single.mjs");
+    printSingle(await benchSingle());
+  },
   scheduler: async () => {
     const { benchScheduler, printScheduler } = await import("./scheduler.mjs");
     printScheduler(await benchScheduler());

@@ -63,6 +63,11 @@ export class LogShipper {
     this.push("system", text);
   }
 
+  /** Sends what is queued now instead of waiting for the timer (the script is done). */
+  flush(): void {
+    this.kick();
+  }
+
   /**
    * Sends everything still queued; resolves when done, when the attempt turned out stale, or after
    * `timeoutMs` of an unreachable control plane (the rest is dropped).

@@ -6,6 +6,7 @@ import Docker from "dockerode";
 import { LIMIT_DEFAULTS } from "../../shared/src/executions";
 import { DEFAULT_RUNTIME, runtimeImages } from "../../shared/src/runtimes";
 import { AgentLoop } from "./agent-loop";
+import { BlobCache } from "./blob-cache";
 import { ApiUnreachableError, ControlPlane, CredentialRejectedError } from "./control-plane";
 import { loadCredential, saveCredential } from "./credential-store";
 import { AgentEnvError, type AgentEnv, parseAgentEnv } from "./env";
@@ -33,7 +34,8 @@ async function chooseRuntime(env: AgentEnv): Promise<ContainerRuntime> {
         ? {}
         : {
             warm: {
-              capacity: env.slots,
+              // One spare: a task need not wait while the last task's container is wiped.
+              capacity: env.slots + 1,
               mode: env.warm,
               rootDir: path.join(env.stateDir, "warm"),
               // The runtime most tasks use, with the limits a task gets when it names none.
@@ -145,6 +147,7 @@ async function main(): Promise<number> {
   // Scratch and warm folders left by an agent that died mid-task: nothing will come back for them.
   await rm(path.join(env.stateDir, "scratch"), { recursive: true, force: true }).catch(() => undefined);
   await rm(path.join(env.stateDir, "warm"), { recursive: true, force: true }).catch(() => undefined);
+  await rm(path.join(env.stateDir, "blobs"), { recursive: true, force: true }).catch(() => undefined);
   const api = new ControlPlane(env.apiUrl);
   await authenticate(env, api, runtime.backend, () => stopRequested);
   if (stopRequested) return 0;
@@ -153,6 +156,7 @@ async function main(): Promise<number> {
   agentLog(`ready: ${env.slots} slot(s), ${runtime.backend} backend, ${os.platform()}/${os.arch()}, agent ${AGENT_VERSION}`);
   loop = new AgentLoop(api, runtime, env.slots, {
     stateDir: env.stateDir,
+    blobs: new BlobCache(path.join(env.stateDir, "blobs")),
     pipIndexUrl: env.pipIndexUrl,
     outputMaxFiles: env.outputMaxFiles,
     outputMaxBytes: env.outputMaxBytes,

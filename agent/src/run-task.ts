@@ -4,6 +4,7 @@ import type { z } from "zod";
 import type { completionStatusSchema, Task } from "../../shared/src/agent-protocol";
 import { interpreterFor, isRuntimeName } from "../../shared/src/runtimes";
 import { ApiUnreachableError, CredentialRejectedError, type ControlPlane, StaleAttemptError } from "./control-plane";
+import type { BlobCache } from "./blob-cache";
 import { agentLog, describeError } from "./log";
 import { LogShipper } from "./log-shipper";
 import { type ContainerRuntime, oomMessage, type Sandbox, timeoutMessage } from "./runtime/types";
@@ -13,6 +14,8 @@ type CompletionStatus = z.infer<typeof completionStatusSchema>;
 
 export interface TaskSettings {
   stateDir: string;
+  /** Scripts and inputs by sha256, shared by the tasks of a batch. */
+  blobs?: BlobCache;
   pipIndexUrl: string | undefined;
   outputMaxFiles: number;
   outputMaxBytes: number;
@@ -91,6 +94,7 @@ export async function runTask(
     await deliverCompletion(api, task, completion, abort);
   } finally {
     hooks.onScriptDone?.();
+    logs.flush();
     logs.discard();
     await Promise.all([held.sandbox?.release(), runtime.removeScratch(scratch.root, ranOn)]);
   }
@@ -125,7 +129,8 @@ async function execute(
       await Promise.all(
         [task.script, ...task.inputs].map(async (file) => {
           const dest = await placeFile(scratch.workDir, file.path);
-          await api.download(file.download_url, dest, file.sha256, signal);
+          const fetch = (to: string) => api.download(file.download_url, to, file.sha256, signal);
+          await (settings.blobs ? settings.blobs.place(file.sha256, dest, fetch) : fetch(dest));
           baseline.set(file.path, file.sha256);
         }),
       );

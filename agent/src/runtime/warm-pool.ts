@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmod, chown, mkdir, readdir, rm } from "node:fs/promises";
+import { chmod, chown, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import type Docker from "dockerode";
 import { agentLog, describeError } from "../log";
@@ -82,6 +82,9 @@ export class WarmContainer implements Sandbox {
   /** Set when the container cannot be trusted clean (timeout, OOM, a failed settle): it is discarded. */
   poisoned = false;
   container: Docker.Container | null = null;
+  /** The container's cgroup.procs on the host, when readable, and the pids of its holder processes. */
+  procsFile: string | null = null;
+  holderPids: Set<string> | null = null;
   private released = false;
 
   constructor(
@@ -116,10 +119,24 @@ export class WarmContainer implements Sandbox {
       await this.kill();
       return;
     }
+    // Nothing but the holder left in the container's cgroup: no process of the task survives, and
+    // none can start (only an exec could). /tmp and the rest are wiped at release.
+    if (await this.onlyHolderLeft()) return;
     const code = await execQuiet(this.container, ["sh", "-c", SETTLE_SCRIPT]);
     if (code !== 0) {
       agentLog(`warm container ${this.name} did not settle (exit ${code ?? "unknown"}); discarding it`);
       await this.kill();
+    }
+  }
+
+  /** True when the host shows only the holder's processes in the container; false when unsure. */
+  async onlyHolderLeft(): Promise<boolean> {
+    if (!this.procsFile || !this.holderPids) return false;
+    try {
+      const pids = (await readFile(this.procsFile, "utf8")).split("\n").filter(Boolean);
+      return pids.every((p) => this.holderPids?.has(p));
+    } catch {
+      return false;
     }
   }
 
@@ -223,7 +240,8 @@ export class WarmPool {
     c.uses++;
     if (c.state === "busy") c.state = "cleaning";
     const reusable = this.opts.mode === "reuse" && !c.poisoned && !this.closed && c.uses < (this.opts.maxUses ?? 200);
-    if (reusable && (await this.wipeWork(c))) {
+    const settled = reusable && c.container !== null && (await execQuiet(c.container, ["sh", "-c", SETTLE_SCRIPT])) === 0;
+    if (settled && (await this.wipeWork(c))) {
       c.rearm();
       this.ready(c);
       return;
@@ -295,6 +313,7 @@ export class WarmPool {
         HostConfig: { ...this.opts.hostConfig(c.shape, c.workDir), Init: true },
       });
       await c.container.start();
+      await this.findHolder(c);
       return !this.closed;
     } catch (err) {
       const key = c.key;
@@ -304,6 +323,38 @@ export class WarmPool {
       // An image that is absent stops the warming of its shape until a task pulls it.
       if ((err as { statusCode?: number }).statusCode === 404) this.failedShapes.add(key);
       return false;
+    }
+  }
+
+  /**
+   * Records the container's cgroup.procs and the holder's pids (docker-init and sleep), so that
+   * `onlyHolderLeft` can tell from the host, without an exec, that a task left no process behind.
+   * Cgroup v1 or v2, cgroupfs or systemd driver; when none is readable, every task is settled by exec.
+   */
+  private async findHolder(c: WarmContainer): Promise<void> {
+    const id = c.container?.id;
+    if (!id) return;
+    const candidates = [
+      `/sys/fs/cgroup/pids/docker/${id}/cgroup.procs`,
+      `/sys/fs/cgroup/docker/${id}/cgroup.procs`,
+      `/sys/fs/cgroup/pids/system.slice/docker-${id}.scope/cgroup.procs`,
+      `/sys/fs/cgroup/system.slice/docker-${id}.scope/cgroup.procs`,
+    ];
+    for (const file of candidates) {
+      for (let i = 0; i < 20; i++) {
+        let pids: string[];
+        try {
+          pids = (await readFile(file, "utf8")).split("\n").filter(Boolean);
+        } catch {
+          break;
+        }
+        if (pids.length === 2) {
+          c.procsFile = file;
+          c.holderPids = new Set(pids);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
     }
   }
 
