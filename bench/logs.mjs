@@ -5,6 +5,7 @@
 // the last, and every number must arrive once, in order.
 import { spawn } from "node:child_process";
 import crypto from "node:crypto";
+import fs from "node:fs";
 import { percentile, rgridBin, startStack } from "./stack.mjs";
 
 const THROUGHPUT_LINES = Number(process.env.BENCH_LOGS_LINES ?? 100_000);
@@ -115,6 +116,7 @@ export async function benchLogs() {
       spanSeconds: (last - first) / 1000,
     };
   } finally {
+    if (process.env.BENCH_KEEP_AGENT_LOG) fs.copyFileSync(`${stack.home}/dev/agent.log`, process.env.BENCH_KEEP_AGENT_LOG);
     await stack.stop();
   }
 }

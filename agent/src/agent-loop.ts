@@ -153,7 +153,11 @@ export class AgentLoop {
     const key = `${task.execution_id}#${task.attempt}`;
     if (this.running.has(key)) return;
     const abort = new AbortController();
-    agentLog(`attempt ${task.execution_id}-${task.attempt} leased (${this.running.size + 1}/${this.slots} slots busy)`);
+    const holding = [...this.running.values()].filter((r) => r.holdsSlot).length + 1;
+    const finishing = this.running.size + 1 - holding;
+    agentLog(
+      `attempt ${task.execution_id}-${task.attempt} leased (${holding}/${this.slots} slots busy${finishing > 0 ? `, ${finishing} finishing` : ""})`,
+    );
     const entry: Running = { task, abort, done: Promise.resolve(), holdsSlot: true };
     const onScriptDone = () => {
       if (!entry.holdsSlot) return;

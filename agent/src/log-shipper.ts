@@ -11,8 +11,13 @@ export interface LogShipperOptions {
   onStale?: () => void;
   intervalMs?: number;
   batchLines?: number;
-  /** Lines held while the control plane is unreachable; past this, new lines are counted and dropped. */
+  /**
+   * Lines held while the control plane is unreachable or slower than the script; past this, new
+   * lines are counted and dropped. Default 200,000, what the control plane keeps per execution.
+   */
   maxQueued?: number;
+  /** The same cap in bytes of text (default 32 MiB), so long lines cannot hold unbounded memory. */
+  maxQueuedBytes?: number;
 }
 
 /**
@@ -32,11 +37,14 @@ export class LogShipper {
   private readonly intervalMs: number;
   private readonly batchLines: number;
   private readonly maxQueued: number;
+  private readonly maxQueuedBytes: number;
+  private queuedBytes = 0;
 
   constructor(private readonly opts: LogShipperOptions) {
     this.intervalMs = opts.intervalMs ?? 100;
     this.batchLines = opts.batchLines ?? 100;
-    this.maxQueued = opts.maxQueued ?? 20_000;
+    this.maxQueued = opts.maxQueued ?? 200_000;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? 32 * 1024 * 1024;
   }
 
   /** How many lines have been numbered so far. */
@@ -46,7 +54,7 @@ export class LogShipper {
 
   push(stream: Stream, text: string): void {
     if (this.stale || this.closed) return;
-    if (this.queue.length >= this.maxQueued) {
+    if (this.queue.length >= this.maxQueued || this.queuedBytes >= this.maxQueuedBytes) {
       this.dropped++;
       return;
     }
@@ -89,11 +97,19 @@ export class LogShipper {
   discard(): void {
     this.closed = true;
     this.queue = [];
+    this.queuedBytes = 0;
     if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Removes a batch that was sent (or given up on) from the head of the queue. */
+  private take(batch: LogLine[]): void {
+    this.queue.splice(0, batch.length);
+    for (const line of batch) this.queuedBytes -= line.text.length;
   }
 
   private enqueue(stream: Stream, text: string): void {
     this.queue.push({ seq: ++this.seq, stream, ts: Date.now(), text });
+    this.queuedBytes += text.length;
   }
 
   private kick(): void {
@@ -113,12 +129,13 @@ export class LogShipper {
       const batch = this.queue.slice(0, Math.min(1000, Math.max(this.batchLines, this.queue.length)));
       try {
         await this.opts.send(batch);
-        this.queue.splice(0, batch.length);
+        this.take(batch);
         backoff = 250;
       } catch (err) {
         if (err instanceof StaleAttemptError) {
           this.stale = true;
           this.queue = [];
+          this.queuedBytes = 0;
           this.opts.onStale?.();
           return;
         }
@@ -126,7 +143,7 @@ export class LogShipper {
           // A refusal that will not change on retry (or a close that ran out of time): drop this
           // batch rather than loop on it.
           agentLog(`log batch not delivered, dropping ${batch.length} lines: ${describeError(err)}`);
-          this.queue.splice(0, batch.length);
+          this.take(batch);
           continue;
         }
         await new Promise((r) => setTimeout(r, backoff));
