@@ -71,7 +71,8 @@ export async function runTask(
   try {
     // Reported while the files download: a 409 stops the attempt as soon as it arrives.
     let credentialRefused: unknown = null;
-    const started = api.started(id, task.attempt).catch((err: unknown) => {
+    // Retried through an outage, so the record never lacks the start of an attempt that ran.
+    const started = whileUnreachable(() => api.started(id, task.attempt), abort).catch((err: unknown) => {
       if (err instanceof StaleAttemptError) {
         agentLog(`attempt ${label} is no longer current (started refused with 409); dropping it`);
         stale.abort();
@@ -254,15 +255,21 @@ async function execute(
   if (collected.files.length === 0) return completion;
 
   try {
-    const { uploads } = await api.outputs(task.execution_id, {
-      attempt: task.attempt,
-      files: collected.files.map(({ absolutePath: _, ...f }) => f),
-    });
+    // The script has run: an unreachable control plane (a restart, a blip) is waited out rather
+    // than reported as a setup failure, which would run the script again as an automatic retry.
+    const { uploads } = await whileUnreachable(
+      () =>
+        api.outputs(task.execution_id, {
+          attempt: task.attempt,
+          files: collected.files.map(({ absolutePath: _, ...f }) => f),
+        }),
+      signal,
+    );
     const byPath = new Map(collected.files.map((f) => [f.path, f]));
     for (const u of uploads) {
       const file = byPath.get(u.path);
       if (!file) continue;
-      await api.upload(u.upload_url, file.absolutePath, file.size_bytes, file.content_type, signal);
+      await whileUnreachable(() => api.upload(u.upload_url, file.absolutePath, file.size_bytes, file.content_type, signal), signal);
     }
   } catch (err) {
     if (signal.aborted) return null;
@@ -277,6 +284,39 @@ async function execute(
 }
 
 const attemptLabel = (task: Task) => `${task.execution_id}-${task.attempt}`;
+
+/** How long a finished attempt waits for an unreachable control plane before giving up on it. */
+const UNREACHABLE_GIVE_UP_MS = 10 * 60_000;
+
+/**
+ * Runs `call`, retrying with backoff (1 s doubling to 30 s) while the control plane is unreachable,
+ * for at most 10 minutes. Any other error, or an abort, ends it at once. If the outage outlasts
+ * the lease, the attempt is fenced and the next try answers 409.
+ */
+async function whileUnreachable<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  let backoff = 1000;
+  const giveUpAt = Date.now() + UNREACHABLE_GIVE_UP_MS;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!(err instanceof ApiUnreachableError) || Date.now() > giveUpAt || signal.aborted) throw err;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, backoff);
+        signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
+      });
+      if (signal.aborted) throw err;
+      backoff = Math.min(backoff * 2, 30_000);
+    }
+  }
+}
 
 /** Reports the result, retrying while the control plane is unreachable; a 409 means fenced: drop. */
 async function deliverCompletion(api: ControlPlane, task: Task, c: Completion, signal: AbortSignal): Promise<void> {
