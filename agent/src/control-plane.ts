@@ -224,8 +224,10 @@ export class ControlPlane {
     let json: unknown = null;
     try {
       json = await res.json();
-    } catch {
-      // Checked below: a body was required only when there is a schema.
+    } catch (err) {
+      // A body cut off mid-way (the control plane restarting) is a network failure, worth retrying;
+      // a body that is not JSON is checked below (one is required only when there is a schema).
+      if (!(err instanceof SyntaxError)) throw new ApiUnreachableError(`POST ${path}: the reply was cut off (${networkErrorSummary(err)})`);
     }
     if (!res.ok) {
       const message = (json as { error?: { message?: unknown } } | null)?.error?.message;
