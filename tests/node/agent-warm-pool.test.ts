@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerRuntime } from "../../agent/src/runtime/docker-runtime";
-import { AGENT_LABEL, MANAGED_LABEL } from "../../agent/src/runtime/warm-pool";
+import os from "node:os";
+import { AGENT_LABEL, MANAGED_LABEL, OWNER_HOST_LABEL, OWNER_PID_LABEL, ROLE_LABEL } from "../../agent/src/runtime/warm-pool";
 import { releasePending, runScript, tempStateDir } from "../helpers/agent-runtime-harness";
 import { WarmOnlyRuntime } from "../helpers/agent-warm-runtime";
 
@@ -171,6 +172,35 @@ describe("warm containers", () => {
     } finally {
       await other.remove({ force: true });
       await left.remove({ force: true }).catch(() => undefined);
+    }
+  });
+
+  it("on start-up removes the warm containers of a dead agent on this host, so killed agents leak nothing", async () => {
+    const dead = `test-${randomBytes(4).toString("hex")}`;
+    const make = (pid: number) =>
+      docker.createContainer({
+        Image: SHAPE.image,
+        Cmd: ["sleep", "300"],
+        Labels: {
+          [MANAGED_LABEL]: "true",
+          [AGENT_LABEL]: dead,
+          [ROLE_LABEL]: "warm",
+          [OWNER_HOST_LABEL]: os.hostname(),
+          [OWNER_PID_LABEL]: String(pid),
+        },
+        HostConfig: { NetworkMode: "none" },
+      });
+    // pid_max is at most 2^22: this pid cannot exist. The other belongs to this live test process.
+    const orphan = await make(2 ** 22 + 1);
+    const alive = await make(process.pid === 1 ? 2 : process.ppid);
+    try {
+      const runtime = new DockerRuntime(docker, { agentId: `test-${randomBytes(4).toString("hex")}` });
+      await runtime.start();
+      const left = await docker.listContainers({ all: true, filters: { label: [`${AGENT_LABEL}=${dead}`] } });
+      expect(left.map((c) => c.Id)).toEqual([alive.id]);
+    } finally {
+      await orphan.remove({ force: true }).catch(() => undefined);
+      await alive.remove({ force: true });
     }
   });
 

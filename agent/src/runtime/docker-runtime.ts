@@ -17,7 +17,18 @@ import type {
   SandboxShape,
   SystemLog,
 } from "./types";
-import { AGENT_LABEL, execExitCode, MANAGED_LABEL, SCRIPT_USER, WarmContainer, type WarmMode, WarmPool } from "./warm-pool";
+import {
+  AGENT_LABEL,
+  execExitCode,
+  MANAGED_LABEL,
+  OWNER_HOST_LABEL,
+  OWNER_PID_LABEL,
+  ROLE_LABEL,
+  SCRIPT_USER,
+  WarmContainer,
+  type WarmMode,
+  WarmPool,
+} from "./warm-pool";
 
 export { SCRIPT_USER } from "./warm-pool";
 /** Where a dependency layer's packages live inside its image (on PYTHONPATH). */
@@ -95,6 +106,18 @@ export class DockerRuntime implements ContainerRuntime {
         }),
       );
       if (stale.length > 0) agentLog(`removed ${stale.length} container(s) left behind by an earlier run of this agent`);
+      // Warm containers hold no task state; those of an agent on this host whose process is gone
+      // (killed, with a state dir that will not come back) are removed by whichever agent starts next.
+      const warm = await this.docker.listContainers({
+        all: true,
+        filters: { label: [`${ROLE_LABEL}=warm`, `${OWNER_HOST_LABEL}=${os.hostname()}`] },
+      });
+      const orphans = warm.filter((info) => {
+        const pid = Number(info.Labels[OWNER_PID_LABEL]);
+        return Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid);
+      });
+      await Promise.all(orphans.map((info) => this.removeContainer(this.docker.getContainer(info.Id), "an orphaned warm container")));
+      if (orphans.length > 0) agentLog(`removed ${orphans.length} warm container(s) of agents that are no longer running`);
     } catch (err) {
       agentLog(`could not list containers left behind: ${describeError(err)}`);
     }
@@ -542,4 +565,14 @@ function lineSink(s: LineSplitter): Writable {
       cb();
     },
   });
+}
+
+/** True when a process with this pid exists on this host (EPERM: it exists but is not ours). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === "EPERM";
+  }
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chmod, chown, mkdir, readdir, readFile, rm } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import type Docker from "dockerode";
 import { agentLog, describeError } from "../log";
@@ -17,7 +18,10 @@ const HOLDER_USER = "65534:65534";
 /** Labels on every container the agent creates, so a restarted agent finds and removes its leftovers. */
 export const MANAGED_LABEL = "dev.rgrid.managed";
 export const AGENT_LABEL = "dev.rgrid.agent";
-const ROLE_LABEL = "dev.rgrid.role";
+export const ROLE_LABEL = "dev.rgrid.role";
+/** On warm containers: the host and process of the agent that owns them, so another agent can tell when it died. */
+export const OWNER_HOST_LABEL = "dev.rgrid.owner-host";
+export const OWNER_PID_LABEL = "dev.rgrid.owner-pid";
 
 /**
  * Run as the script's uid after every task in a reused container. It kills every process of that
@@ -307,7 +311,13 @@ export class WarmPool {
         Cmd: ["sleep", "infinity"],
         User: HOLDER_USER,
         WorkingDir: "/work",
-        Labels: { [MANAGED_LABEL]: "true", [AGENT_LABEL]: this.opts.agentId, [ROLE_LABEL]: "warm" },
+        Labels: {
+          [MANAGED_LABEL]: "true",
+          [AGENT_LABEL]: this.opts.agentId,
+          [ROLE_LABEL]: "warm",
+          [OWNER_HOST_LABEL]: os.hostname(),
+          [OWNER_PID_LABEL]: String(process.pid),
+        },
         Tty: false,
         OpenStdin: false,
         HostConfig: { ...this.opts.hostConfig(c.shape, c.workDir), Init: true },
