@@ -8,6 +8,7 @@ import { D1Mirror } from "./d1-mirror";
 import { D1Outbox } from "./d1-outbox";
 import { LeaseWaiters } from "./lease-waiters";
 import { LogFanout } from "./log-fanout";
+import { chunkRows } from "./sql-chunks";
 import { SCHEDULER_COLUMNS, SCHEDULER_SCHEMA } from "./scheduler-schema";
 import {
   ACTIVE_STATES,
@@ -287,32 +288,53 @@ export class AccountScheduler extends DurableObject<Env> {
   async appendLogs(workerId: string, executionId: string, attempt: number, lines: LogLine[]): Promise<boolean> {
     const row = this.task(executionId);
     if (!this.isCurrent(row, attempt, workerId)) return false;
+    if (lines.length === 0) return true;
     const stored: LogLine[] = [];
     this.ctx.storage.transactionSync(() => {
       const state = this.sql
         .exec<{ next_seq: number; dropped: number }>("SELECT next_seq, dropped FROM log_state WHERE execution_id = ?", executionId)
         .toArray()[0] ?? { next_seq: 1, dropped: 0 };
       let { next_seq: nextSeq, dropped } = state;
+      // A few statements per batch rather than three per line: lines are deduplicated against the
+      // (attempt, agent seq) pairs already stored in one range query, then written with multi-row inserts.
+      const seqs = lines.map((l) => l.seq);
+      const seen = new Set(
+        this.sql
+          .exec<{ source_seq: number }>(
+            "SELECT source_seq FROM log_sources WHERE execution_id = ? AND attempt = ? AND source_seq BETWEEN ? AND ?",
+            executionId,
+            attempt,
+            Math.min(...seqs),
+            Math.max(...seqs),
+          )
+          .toArray()
+          .map((r) => r.source_seq),
+      );
+      const fresh: LogLine[] = [];
       for (const line of lines) {
-        const seen = this.sql
-          .exec("SELECT 1 FROM log_sources WHERE execution_id = ? AND attempt = ? AND source_seq = ?", executionId, attempt, line.seq)
-          .toArray().length > 0;
-        if (seen) continue;
-        this.sql.exec("INSERT INTO log_sources (execution_id, attempt, source_seq) VALUES (?, ?, ?)", executionId, attempt, line.seq);
+        if (seen.has(line.seq)) continue;
+        seen.add(line.seq);
+        fresh.push(line);
+      }
+      for (const chunk of chunkRows(fresh, 3)) {
+        this.sql.exec(
+          `INSERT INTO log_sources (execution_id, attempt, source_seq) VALUES ${chunk.map(() => "(?, ?, ?)").join(", ")}`,
+          ...chunk.flatMap((l) => [executionId, attempt, l.seq]),
+        );
+      }
+      for (const line of fresh) {
         if (nextSeq > this.maxLogLines) {
           dropped += 1;
           continue;
         }
-        this.sql.exec(
-          "INSERT INTO logs (execution_id, seq, stream, ts, text) VALUES (?, ?, ?, ?, ?)",
-          executionId,
-          nextSeq,
-          line.stream,
-          line.ts,
-          line.text,
-        );
         stored.push({ seq: nextSeq, stream: line.stream, ts: line.ts, text: line.text });
         nextSeq += 1;
+      }
+      for (const chunk of chunkRows(stored, 5)) {
+        this.sql.exec(
+          `INSERT INTO logs (execution_id, seq, stream, ts, text) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
+          ...chunk.flatMap((l) => [executionId, l.seq, l.stream, l.ts, l.text]),
+        );
       }
       this.sql.exec(
         "INSERT INTO log_state (execution_id, next_seq, dropped) VALUES (?, ?, ?) ON CONFLICT (execution_id) DO UPDATE SET next_seq = excluded.next_seq, dropped = excluded.dropped",

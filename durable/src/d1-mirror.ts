@@ -1,20 +1,12 @@
 import type { CompleteRequest } from "../../shared/src/agent-protocol";
 import type { EventType } from "../../shared/src/lifecycle";
+import { chunkRows } from "./sql-chunks";
 import { MAX_RETRIES, MICROS_PER_CPU_SECOND } from "./task-record";
 
 /** One D1 statement, stored in the scheduler's outbox until it has been applied. */
 export interface MirrorStatement {
   sql: string;
   params: (string | number | null)[];
-}
-
-/** D1's cap on bound parameters in one statement. */
-const MAX_PARAMS = 100;
-
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /** Builds statements as data, with the same `prepare(...).bind(...)` reading as D1's API. */
@@ -49,20 +41,20 @@ export class D1Mirror {
     const byAttempt = new Map<number, string[]>();
     for (const t of tasks) byAttempt.set(t.attempt, [...(byAttempt.get(t.attempt) ?? []), t.executionId]);
     for (const [attempt, ids] of byAttempt) {
-      for (const chunk of chunks(ids, MAX_PARAMS - 3)) {
+      for (const chunk of chunkRows(ids, 1, 3)) {
         statements.push({
           sql: `UPDATE executions SET status = 'leased', attempt = ?, worker_id = ? WHERE account_id = ? AND id IN (${chunk.map(() => "?").join(", ")})`,
           params: [attempt, workerId, this.accountId, ...chunk],
         });
       }
     }
-    for (const chunk of chunks(tasks, Math.floor(MAX_PARAMS / 5))) {
+    for (const chunk of chunkRows(tasks, 5)) {
       statements.push({
         sql: `INSERT INTO attempts (execution_id, attempt, account_id, worker_id, status, leased_at) VALUES ${chunk.map(() => "(?, ?, ?, ?, 'leased', ?)").join(", ")} ON CONFLICT DO NOTHING`,
         params: chunk.flatMap((t) => [t.executionId, t.attempt, this.accountId, workerId, at]),
       });
     }
-    for (const chunk of chunks(tasks, Math.floor(MAX_PARAMS / 7))) {
+    for (const chunk of chunkRows(tasks, 7)) {
       statements.push({
         sql: `INSERT OR IGNORE INTO events (account_id, execution_id, attempt, type, message, created_at, dedupe_key) VALUES ${chunk.map(() => "(?, ?, ?, 'leased', ?, ?, ?)").join(", ")}`,
         params: chunk.flatMap((t) => [this.accountId, t.executionId, t.attempt, `attempt ${t.attempt} leased to ${workerId}`, at, `${t.executionId}:${t.attempt}:leased`]),
