@@ -25,7 +25,8 @@ export async function benchScheduler() {
     const script = Buffer.from("print('noop')\n");
     const sha = crypto.createHash("sha256").update(script).digest("hex");
     const { missing } = await api("/blobs/missing", { sha256: [sha] });
-    for (const m of missing) await fetch(m.upload_url, { method: "PUT", body: script, headers: { "content-length": String(script.length) } });
+    for (const m of missing)
+      await fetch(m.upload_url, { method: "PUT", body: script, headers: { "content-length": String(script.length) } });
 
     const { batch_id } = await api("/batches", { parallel: 1000, total: TOTAL });
     const queueStart = performance.now();
@@ -41,7 +42,11 @@ export async function benchScheduler() {
     const credentials = [];
     for (let a = 0; a < AGENTS; a++) {
       const token = await stack.registrationToken();
-      const reg = await post(`${stack.url}/agent/v1/register`, { registration_token: token, name: `sim-${a}`, slots: SLOTS, backend: "process", version: "bench" }, "none");
+      const reg = await post(
+        `${stack.url}/agent/v1/register`,
+        { registration_token: token, name: `sim-${a}`, slots: SLOTS, backend: "process", version: "bench" },
+        "none",
+      );
       credentials.push(reg.credential);
     }
     let done = 0;
@@ -58,7 +63,15 @@ export async function benchScheduler() {
           // Every task "finishes" at once, so all are reported in one request, as an agent batches completions.
           const t1 = performance.now();
           const { outcomes } = await agent("/complete", {
-            completions: tasks.map((t) => ({ execution_id: t.execution_id, attempt: t.attempt, status: "succeeded", exit_code: 0, duration_ms: 1, error_message: null, outputs: [] })),
+            completions: tasks.map((t) => ({
+              execution_id: t.execution_id,
+              attempt: t.attempt,
+              status: "succeeded",
+              exit_code: 0,
+              duration_ms: 1,
+              error_message: null,
+              outputs: [],
+            })),
           });
           timing.complete.push(performance.now() - t1);
           done += outcomes.filter((o) => o.outcome === "accepted").length;
@@ -66,7 +79,8 @@ export async function benchScheduler() {
       }),
     );
     const seconds = (performance.now() - start) / 1000;
-    if (process.env.BENCH_DEBUG) console.log("lease ms", timing.lease.map(Math.round).join(" "), "\ncomplete ms", timing.complete.map(Math.round).join(" "));
+    if (process.env.BENCH_DEBUG)
+      console.log("lease ms", timing.lease.map(Math.round).join(" "), "\ncomplete ms", timing.complete.map(Math.round).join(" "));
     return { total: TOTAL, agents: AGENTS, slots: SLOTS, queueSeconds, seconds, perSecond: TOTAL / seconds };
   } finally {
     await stack.stop();
@@ -74,7 +88,9 @@ export async function benchScheduler() {
 }
 
 export function printScheduler(r) {
-  console.log(`scheduler: queued ${r.total} executions in ${r.queueSeconds.toFixed(2)} s (${(r.total / r.queueSeconds).toFixed(0)}/s, 100 per request)`);
+  console.log(
+    `scheduler: queued ${r.total} executions in ${r.queueSeconds.toFixed(2)} s (${(r.total / r.queueSeconds).toFixed(0)}/s, 100 per request)`,
+  );
   console.log(`scheduler: ${r.agents} simulated agents × ${r.slots} slots leased and completed ${r.total} in ${r.seconds.toFixed(2)} s`);
   console.log(`scheduler: ${r.perSecond.toFixed(0)} dispatches/s (target ≥ 1000)`);
 }

@@ -12,7 +12,6 @@ export { freePort };
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const rgridBin = path.join(root, "cli", "bin", "rgrid.js");
 
-
 function readProfileKey(home) {
   const text = fs.readFileSync(path.join(home, "credentials"), "utf8");
   const section = text.split(/^\[/m).find((s) => s.startsWith("local]"));
@@ -47,7 +46,10 @@ export async function startStack(options = {}) {
     apiKey: readProfileKey(home),
     /** A fresh one-time agent registration token. */
     async registrationToken() {
-      const response = await fetch(`${url}/local/bootstrap`, { method: "POST", headers: { "X-Rgrid-Bootstrap": secrets.LOCAL_BOOTSTRAP_TOKEN } });
+      const response = await fetch(`${url}/local/bootstrap`, {
+        method: "POST",
+        headers: { "X-Rgrid-Bootstrap": secrets.LOCAL_BOOTSTRAP_TOKEN },
+      });
       return (await response.json()).registration_token;
     },
     async stop() {

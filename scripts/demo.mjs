@@ -12,7 +12,6 @@ const rgrid = path.join(root, "cli", "bin", "rgrid.js");
 const home = process.env.RGRID_HOME ?? path.join(root, ".rgrid-demo");
 const env = { ...process.env, RGRID_HOME: home };
 
-
 function run(args, cwd) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [rgrid, ...args], { cwd, env, stdio: "inherit" });
@@ -61,7 +60,9 @@ try {
 
   console.log("\n==> Files that came back:");
   const walk = (dir) =>
-    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+    fs
+      .readdirSync(dir, { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
   for (const file of walk(workdir)) {
     const rel = path.relative(workdir, file);
     if (rel === "summarize.py" || rel.startsWith("data")) continue;

@@ -254,7 +254,9 @@ export class ApiClient {
    */
   async addBatchExecutions(batchId: string, executions: CreateExecutionRequest[]): Promise<ExecutionView[]> {
     const body = { executions: executions.map((e) => createExecutionRequestSchema.parse(e)) };
-    return (await this.request("POST", `/api/v1/batches/${encodeURIComponent(batchId)}/executions`, addBatchExecutionsResponseSchema, { body })).executions;
+    return (
+      await this.request("POST", `/api/v1/batches/${encodeURIComponent(batchId)}/executions`, addBatchExecutionsResponseSchema, { body })
+    ).executions;
   }
 
   /** `GET /api/v1/batches/:id`: its cap, size and counts (of the latest execution of each input). */
@@ -268,7 +270,9 @@ export class ApiClient {
 
   /** `POST /api/v1/executions/:id/retry`: a new execution linked to this one (`retry_of`), in the same batch. */
   retryExecution(id: string, idempotencyKey: string): Promise<ExecutionView> {
-    return this.request("POST", `/api/v1/executions/${encodeURIComponent(id)}/retry`, executionViewSchema, { body: { idempotency_key: idempotencyKey } });
+    return this.request("POST", `/api/v1/executions/${encodeURIComponent(id)}/retry`, executionViewSchema, {
+      body: { idempotency_key: idempotencyKey },
+    });
   }
 
   /** Every execution matching the filter, following the server's keyset cursors page by page. */
@@ -370,7 +374,11 @@ export class ApiClient {
     const hint = local
       ? "Check that `rgrid dev` is running (it serves the local control plane), then try again."
       : "Check your network connection and the API URL (--api-url, RGRID_API_URL, or api_url in your credentials). For a local control plane, check that `rgrid dev` is running.";
-    return new UserError("api_unreachable", `Could not reach the rgrid API at ${this.baseUrl} (${error?.message ?? "connection failed"}).`, hint);
+    return new UserError(
+      "api_unreachable",
+      `Could not reach the rgrid API at ${this.baseUrl} (${error?.message ?? "connection failed"}).`,
+      hint,
+    );
   }
 
   private async parse<S extends z.ZodType>(response: Response, schema: S): Promise<z.infer<S>> {

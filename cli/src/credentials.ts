@@ -117,7 +117,7 @@ export function selectProfileName(selection: ProfileSelection, existing: readonl
 
 function setupHint(name: string): string {
   return name === LOCAL_PROFILE
-    ? "Run `rgrid dev` to start the local control plane; it writes the profile \"local\"."
+    ? 'Run `rgrid dev` to start the local control plane; it writes the profile "local".'
     : `Run \`rgrid init${name === "default" ? "" : ` --profile ${name}`}\` to add an API key (or \`rgrid dev\` for a local control plane).`;
 }
 
@@ -155,7 +155,11 @@ export function normalizeApiUrl(raw: string): string {
   try {
     url = new URL(raw.trim());
   } catch {
-    throw new UserError("bad_argument", `"${raw}" is not a valid API URL.`, "Use a full URL such as https://api.rgrid.dev or http://127.0.0.1:8787.");
+    throw new UserError(
+      "bad_argument",
+      `"${raw}" is not a valid API URL.`,
+      "Use a full URL such as https://api.rgrid.dev or http://127.0.0.1:8787.",
+    );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new UserError("bad_argument", `The API URL must start with http:// or https:// (got ${url.protocol}).`);

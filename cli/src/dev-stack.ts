@@ -75,7 +75,11 @@ export function findStackRoot(env: NodeJS.ProcessEnv, from: string = moduleDir()
   if (explicit) {
     const root = path.resolve(explicit);
     if (!fs.existsSync(path.join(root, "wrangler.toml"))) {
-      throw new UserError("dev_stack_failed", `RGRID_STACK_DIR (${root}) has no wrangler.toml.`, "Point RGRID_STACK_DIR at the rgrid repository root, or unset it.");
+      throw new UserError(
+        "dev_stack_failed",
+        `RGRID_STACK_DIR (${root}) has no wrangler.toml.`,
+        "Point RGRID_STACK_DIR at the rgrid repository root, or unset it.",
+      );
     }
     return root;
   }
@@ -121,7 +125,11 @@ export function wranglerBin(root: string): string {
     const pkg = createRequire(path.join(root, "package.json")).resolve("wrangler/package.json");
     return path.join(path.dirname(pkg), "bin", "wrangler.js");
   } catch {
-    throw new UserError("dev_stack_failed", `wrangler is not installed in ${root}.`, `Run \`npm install\` in ${root}, then \`rgrid dev\` again.`);
+    throw new UserError(
+      "dev_stack_failed",
+      `wrangler is not installed in ${root}.`,
+      `Run \`npm install\` in ${root}, then \`rgrid dev\` again.`,
+    );
   }
 }
 
@@ -307,7 +315,17 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     if (migrateCode !== 0) throw failure(`Applying the database migrations failed (wrangler exited with ${migrateCode}).`, home);
 
     log(`Starting the control plane on port ${port}…`);
-    const dev = launch(["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", "info", ...common]);
+    const dev = launch([
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--show-interactive-dev-session=false",
+      "--log-level",
+      "info",
+      ...common,
+    ]);
     const exited = waitForExit(dev);
     const url = `http://127.0.0.1:${port}`;
     await waitHealthy(url, dev, options.healthTimeoutMs ?? 60_000, home, signal);
@@ -367,7 +385,13 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
   }
 }
 
-async function waitHealthy(url: string, dev: ChildProcess, timeoutMs: number, home: string, signal: AbortSignal | undefined): Promise<void> {
+async function waitHealthy(
+  url: string,
+  dev: ChildProcess,
+  timeoutMs: number,
+  home: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const api = new ApiClient({ baseUrl: url, attempts: 1 });
   const deadline = Date.now() + timeoutMs;
   let lastState = "no answer yet";
@@ -389,11 +413,16 @@ async function waitHealthy(url: string, dev: ChildProcess, timeoutMs: number, ho
 }
 
 /** The agent is ready once the control plane has seen it poll for work. */
-async function waitForAgent(url: string, apiKey: string, agent: ChildProcess, logFile: string, signal: AbortSignal | undefined): Promise<void> {
+async function waitForAgent(
+  url: string,
+  apiKey: string,
+  agent: ChildProcess,
+  logFile: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const api = new ApiClient({ baseUrl: url, apiKey, attempts: 1 });
   const deadline = Date.now() + 30_000;
-  const agentFailure = (message: string) =>
-    new UserError("dev_stack_failed", message, `Last lines of ${logFile}:\n${tailOfLog(logFile)}`);
+  const agentFailure = (message: string) => new UserError("dev_stack_failed", message, `Last lines of ${logFile}:\n${tailOfLog(logFile)}`);
   while (Date.now() < deadline) {
     if (signal?.aborted) return;
     if (agent.exitCode !== null || agent.signalCode !== null) {
@@ -440,7 +469,9 @@ async function ensureLocalProfile(home: string, url: string, bootstrapToken: str
       throw new UserError(
         "dev_stack_failed",
         `The control plane at ${url} refused to create the local account.`,
-        "Its local mode or bootstrap token did not match; delete " + path.join(devDir(home), "secrets.json") + " and run `rgrid dev` again.",
+        "Its local mode or bootstrap token did not match; delete " +
+          path.join(devDir(home), "secrets.json") +
+          " and run `rgrid dev` again.",
       );
     }
     throw error;

@@ -26,7 +26,11 @@ export function safeOutputPath(dir: string, relative: string): string {
   const root = path.resolve(dir);
   const target = path.resolve(root, ...relative.split("/"));
   if (!relativePathSchema.safeParse(relative).success || !target.startsWith(root + path.sep)) {
-    throw new UserError("unexpected_response", `Refusing to write output "${relative}": it would land outside ${root}.`, "Outputs are written only inside the target folder. Report this execution if you did not expect it.");
+    throw new UserError(
+      "unexpected_response",
+      `Refusing to write output "${relative}": it would land outside ${root}.`,
+      "Outputs are written only inside the target folder. Report this execution if you did not expect it.",
+    );
   }
   return target;
 }
@@ -49,7 +53,11 @@ async function downloadOne(api: ApiClient, artifact: ArtifactView, dir: string):
   const realRoot = fs.realpathSync(path.resolve(dir));
   const realParent = fs.realpathSync(parent);
   if (realParent !== realRoot && !realParent.startsWith(realRoot + path.sep)) {
-    throw new UserError("bad_argument", `Refusing to write output "${artifact.path}": ${parent} leads outside ${realRoot} (a symlink).`, "Remove the symlink or download into another folder with --dir.");
+    throw new UserError(
+      "bad_argument",
+      `Refusing to write output "${artifact.path}": ${parent} leads outside ${realRoot} (a symlink).`,
+      "Remove the symlink or download into another folder with --dir.",
+    );
   }
   const temp = path.join(parent, `.${path.basename(target)}.${randomBytes(4).toString("hex")}.rgrid-part`);
   let lastError: unknown;
@@ -58,11 +66,19 @@ async function downloadOne(api: ApiClient, artifact: ArtifactView, dir: string):
       const response = await api.fetchSigned(artifact.download_url);
       if (!response.ok || !response.body) {
         const error = await api.errorFromResponse(response);
-        throw new UserError("api_error", `Downloading ${artifact.path} failed: ${error.message}`, error.hint ?? "Run `rgrid download <id>` again.");
+        throw new UserError(
+          "api_error",
+          `Downloading ${artifact.path} failed: ${error.message}`,
+          error.hint ?? "Run `rgrid download <id>` again.",
+        );
       }
       const hash = createHash("sha256");
       const count = { bytes: 0 };
-      await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), hashingPassThrough(hash, count), fs.createWriteStream(temp));
+      await pipeline(
+        Readable.fromWeb(response.body as WebReadableStream<Uint8Array>),
+        hashingPassThrough(hash, count),
+        fs.createWriteStream(temp),
+      );
       const digest = hash.digest("hex");
       if (digest !== artifact.sha256) {
         throw new UserError(

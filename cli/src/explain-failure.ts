@@ -27,7 +27,18 @@ const PIP_NAMES: Record<string, string> = {
 };
 
 /** What `python:3.11-datascience` ships, so the fix can suggest that runtime instead. */
-const DATASCIENCE_MODULES = new Set(["numpy", "pandas", "scipy", "sklearn", "matplotlib", "seaborn", "statsmodels", "pyarrow", "openpyxl", "requests"]);
+const DATASCIENCE_MODULES = new Set([
+  "numpy",
+  "pandas",
+  "scipy",
+  "sklearn",
+  "matplotlib",
+  "seaborn",
+  "statsmodels",
+  "pyarrow",
+  "openpyxl",
+  "requests",
+]);
 
 export function parseMissingModule(lines: readonly string[]): string | undefined {
   for (let i = lines.length - 1; i >= 0; i--) {
@@ -43,7 +54,8 @@ export function parseSyntaxError(lines: readonly string[]): { file: string; line
     if (!match) continue;
     for (let j = i - 1; j >= 0 && j >= i - 8; j--) {
       const where = /File "([^"]+)", line (\d+)/.exec(lines[j] ?? "");
-      if (where?.[1] && where[2]) return { file: where[1].replace(/^\/work\//, ""), line: Number(where[2]), message: `${match[1]}: ${match[2]}` };
+      if (where?.[1] && where[2])
+        return { file: where[1].replace(/^\/work\//, ""), line: Number(where[2]), message: `${match[1]}: ${match[2]}` };
     }
     return undefined;
   }
@@ -100,14 +112,25 @@ export function explainFailure(view: ExecutionView, tail: readonly string[]): Fa
     };
   }
   if (view.status === "failed" && view.exit_code === null && error) {
-    return { what: "The execution failed before the script finished.", cause: error, fix: "Run it again; if it keeps failing, check `rgrid status <id> --events`." };
+    return {
+      what: "The execution failed before the script finished.",
+      cause: error,
+      fix: "Run it again; if it keeps failing, check `rgrid status <id> --events`.",
+    };
   }
   return undefined;
 }
 
 /** The explanation as printed on stderr, ending with where to look. */
 export function formatExplanation(explanation: FailureExplanation, executionId: string): string {
-  return [`❌ ${explanation.what}`, `   Cause: ${explanation.cause}`, `   Fix:   ${explanation.fix}`, `   Logs:  rgrid logs ${executionId}`].join("\n") + "\n";
+  return (
+    [
+      `❌ ${explanation.what}`,
+      `   Cause: ${explanation.cause}`,
+      `   Fix:   ${explanation.fix}`,
+      `   Logs:  rgrid logs ${executionId}`,
+    ].join("\n") + "\n"
+  );
 }
 
 /** The exit code `rgrid run` and `rgrid logs --follow` end with, mirroring the script's. */

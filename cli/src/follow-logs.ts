@@ -28,8 +28,7 @@ export interface FollowOptions {
 }
 
 export type FollowResult =
-  | { kind: "complete"; status: ExecutionStatus; lastSeq: number; droppedLines: number }
-  | { kind: "detached"; lastSeq: number };
+  { kind: "complete"; status: ExecutionStatus; lastSeq: number; droppedLines: number } | { kind: "detached"; lastSeq: number };
 
 const PAGE_LIMIT = 1000;
 
@@ -106,7 +105,12 @@ export async function followLogs(options: FollowOptions): Promise<FollowResult> 
   return pollLogs(options, () => lastSeq, deliver, retries);
 }
 
-async function pollLogs(options: FollowOptions, lastSeq: () => number, deliver: (line: LogLine) => void, retries: RetryNotices): Promise<FollowResult> {
+async function pollLogs(
+  options: FollowOptions,
+  lastSeq: () => number,
+  deliver: (line: LogLine) => void,
+  retries: RetryNotices,
+): Promise<FollowResult> {
   const { api, executionId, signal } = options;
   const pollMs = options.pollMs ?? 250;
   for (;;) {

@@ -65,15 +65,20 @@ export async function streamLogs(options: StreamOptions): Promise<StreamResult> 
   let announced = false;
   for (;;) {
     if (options.signal?.aborted) return { kind: "detached", lastSeq };
-    const result = await connectOnce(options, lastSeq, (line) => {
-      lastSeq = line.seq;
-      options.onLine(line);
-    }, () => {
-      if (announced) options.onNotice("Log stream reconnected; resuming where it left off.\n");
-      outageSince = null;
-      announced = false;
-      backoff = FIRST_BACKOFF_MS;
-    });
+    const result = await connectOnce(
+      options,
+      lastSeq,
+      (line) => {
+        lastSeq = line.seq;
+        options.onLine(line);
+      },
+      () => {
+        if (announced) options.onNotice("Log stream reconnected; resuming where it left off.\n");
+        outageSince = null;
+        announced = false;
+        backoff = FIRST_BACKOFF_MS;
+      },
+    );
     switch (result.kind) {
       case "end":
         return { kind: "end", status: result.status, lastSeq, endSeq: result.endSeq, droppedLines: result.droppedLines };

@@ -31,7 +31,7 @@ export function buildProgram(): Command {
   const program = new Command("rgrid")
     .description("Run scripts on remote compute exactly as you run them locally.")
     .version(pkg.version, "-V, --version", "print the rgrid version")
-    .option("--profile <name>", "credentials profile to use (default: $RGRID_PROFILE, else \"default\")")
+    .option("--profile <name>", 'credentials profile to use (default: $RGRID_PROFILE, else "default")')
     .showHelpAfterError("(run `rgrid --help` for usage)")
     .addHelpText(
       "after",
@@ -52,7 +52,7 @@ export function buildProgram(): Command {
 
   program
     .command("dev")
-    .description("run the control plane locally (wrangler dev) and write the profile \"local\"")
+    .description('run the control plane locally (wrangler dev) and write the profile "local"')
     .option("--port <port>", "port to listen on, on 127.0.0.1", "8787")
     .option("--slots <n>", "executions the local agent runs at once (default: CPU cores)")
     .option("--no-agent", "start only the control plane, without a local agent")
@@ -86,10 +86,14 @@ export function buildProgram(): Command {
     .option("--timeout <duration>", "wall-clock limit: seconds, or 30s, 10m, 2h (default 1h)")
     .option("--memory <size>", "memory limit: megabytes, or 512m, 2g (default 2g)")
     .option("--cpus <n>", "CPU limit (default 1)")
-    .option("--network <mode>", "\"none\" to run without network access (default bridge)")
+    .option("--network <mode>", '"none" to run without network access (default bridge)')
     .option("--metadata <key=value>", "label the execution, for `rgrid list --metadata` (repeatable)", collect)
     .option("--remote-only", "leave the outputs remote (fetch later with `rgrid download ID`)")
-    .option("--batch <pattern>", "run once per matching file: a file or a pattern such as 'data/*.csv', 'logs/**/*.txt', 'in/{1..100}.json' (repeatable)", collect)
+    .option(
+      "--batch <pattern>",
+      "run once per matching file: a file or a pattern such as 'data/*.csv', 'logs/**/*.txt', 'in/{1..100}.json' (repeatable)",
+      collect,
+    )
     .option("--parallel <n>", "batch: how many run at once (default: parallel in .rgrid/config, else 10)")
     .option("--output-dir <dir>", "batch: where the per-input output folders go (default ./outputs)")
     .option("--flat", "batch: put every output file directly in the output folder (refused if two would share a name)")

@@ -139,7 +139,11 @@ export function loadProjectConfig(cwd: string, env: NodeJS.ProcessEnv = process.
     doc = parseIni(text);
   } catch (error) {
     if (error instanceof IniParseError) {
-      throw new UserError("project_config_invalid", `Could not read ${file} (${error.message}).`, "Each line should be `key = value`, a `# comment`, or blank.");
+      throw new UserError(
+        "project_config_invalid",
+        `Could not read ${file} (${error.message}).`,
+        "Each line should be `key = value`, a `# comment`, or blank.",
+      );
     }
     throw error;
   }
@@ -160,7 +164,10 @@ export function loadProjectConfig(cwd: string, env: NodeJS.ProcessEnv = process.
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const key = issue?.path[0];
-    const message = issue?.code === "unrecognized_keys" ? `unknown setting "${issue.keys.join('", "')}"` : `${String(key ?? "")}: ${issue?.message ?? "invalid"}`;
+    const message =
+      issue?.code === "unrecognized_keys"
+        ? `unknown setting "${issue.keys.join('", "')}"`
+        : `${String(key ?? "")}: ${issue?.message ?? "invalid"}`;
     throw new UserError(
       "project_config_invalid",
       `Invalid ${file}: ${message}.`,

@@ -171,7 +171,11 @@ export class AccountScheduler extends DurableObject<Env> {
     const held = new Set(holding.map((h) => `${h.execution_id}#${h.attempt}`));
     const grantedBefore = Date.now() - LEASE_IN_FLIGHT_MS;
     const lost = this.sql
-      .exec<TaskRow>("SELECT * FROM tasks WHERE worker_id = ? AND state = 'leased' AND lease_expires_at < ?", workerId, grantedBefore + this.leaseMs)
+      .exec<TaskRow>(
+        "SELECT * FROM tasks WHERE worker_id = ? AND state = 'leased' AND lease_expires_at < ?",
+        workerId,
+        grantedBefore + this.leaseMs,
+      )
       .toArray()
       .filter((row) => !held.has(`${row.execution_id}#${row.attempt}`));
     for (const row of lost) this.requeueReleased(workerId, row.execution_id, row.attempt, "its lease never reached the agent");
@@ -206,7 +210,12 @@ export class AccountScheduler extends DurableObject<Env> {
             if (cap !== undefined && active >= cap) continue;
             running.set(row.batch_id, active + 1);
           }
-          leased.push({ executionId: row.execution_id, attempt: row.attempt + 1, leaseExpiresAt: now + this.leaseMs, payload: JSON.parse(row.payload) as TaskPayload });
+          leased.push({
+            executionId: row.execution_id,
+            attempt: row.attempt + 1,
+            leaseExpiresAt: now + this.leaseMs,
+            payload: JSON.parse(row.payload) as TaskPayload,
+          });
         }
         if (rows.length < page) break;
       }
@@ -228,10 +237,7 @@ export class AccountScheduler extends DurableObject<Env> {
 
   private isCurrent(row: TaskRow | null, attempt: number, workerId?: string): boolean {
     return (
-      row !== null &&
-      ACTIVE_STATES.includes(row.state) &&
-      row.attempt === attempt &&
-      (workerId === undefined || row.worker_id === workerId)
+      row !== null && ACTIVE_STATES.includes(row.state) && row.attempt === attempt && (workerId === undefined || row.worker_id === workerId)
     );
   }
 
@@ -244,7 +250,10 @@ export class AccountScheduler extends DurableObject<Env> {
   async heartbeat(
     workerId: string,
     leases: { execution_id: string; attempt: number }[],
-  ): Promise<{ valid: { execution_id: string; attempt: number; lease_expires_at: number }[]; revoked: { execution_id: string; attempt: number; reason: AttemptRevocation }[] }> {
+  ): Promise<{
+    valid: { execution_id: string; attempt: number; lease_expires_at: number }[];
+    revoked: { execution_id: string; attempt: number; reason: AttemptRevocation }[];
+  }> {
     const now = Date.now();
     const valid: { execution_id: string; attempt: number; lease_expires_at: number }[] = [];
     const revoked: { execution_id: string; attempt: number; reason: AttemptRevocation }[] = [];
@@ -425,7 +434,6 @@ export class AccountScheduler extends DurableObject<Env> {
     this.fanout.end(executionId, status, last - 1, this.droppedLines(executionId));
   }
 
-
   /**
    * Finishes an attempt exactly once. A completion from an attempt that is no longer current is
    * refused ("stale"); the same completion replayed is recognised ("duplicate") and changes nothing.
@@ -466,7 +474,9 @@ export class AccountScheduler extends DurableObject<Env> {
           "UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, retries = retries + 1 WHERE execution_id = ?",
           executionId,
         );
-        this.outbox.add(this.mirror().requeued(executionId, row.attempt, row.retries + 1, "setup failure", result.error_message, false, now));
+        this.outbox.add(
+          this.mirror().requeued(executionId, row.attempt, row.retries + 1, "setup failure", result.error_message, false, now),
+        );
       });
       this.publishStatus(executionId, "setup failure");
       return "retrying";
@@ -559,7 +569,9 @@ export class AccountScheduler extends DurableObject<Env> {
    * failure is logged, not thrown: the reader then sees slightly older state, and the alarm retries.
    */
   async flushMirror(): Promise<void> {
-    await this.outbox.flush().catch((error: unknown) => console.error(JSON.stringify({ msg: "D1 mirror flush failed", error: String(error) })));
+    await this.outbox
+      .flush()
+      .catch((error: unknown) => console.error(JSON.stringify({ msg: "D1 mirror flush failed", error: String(error) })));
   }
 
   /** Flushes in the background; the alarm (armed here) retries if D1 is unreachable. */
@@ -578,7 +590,9 @@ export class AccountScheduler extends DurableObject<Env> {
    * this only acts on leases that are still lapsed when it runs, and re-arms while any are live.
    */
   override async alarm(): Promise<void> {
-    await this.outbox.flush().catch((error: unknown) => console.error(JSON.stringify({ msg: "D1 mirror flush failed in alarm", error: String(error) })));
+    await this.outbox
+      .flush()
+      .catch((error: unknown) => console.error(JSON.stringify({ msg: "D1 mirror flush failed in alarm", error: String(error) })));
     const now = Date.now();
     const lapsed = this.sql
       .exec<TaskRow>("SELECT * FROM tasks WHERE state IN ('leased', 'running') AND lease_expires_at < ?", now)
@@ -591,7 +605,15 @@ export class AccountScheduler extends DurableObject<Env> {
             row.execution_id,
           );
           this.outbox.add(
-            this.mirror().requeued(row.execution_id, row.attempt, row.retries + 1, "worker failure", "heartbeat lost: the lease lapsed", true, now),
+            this.mirror().requeued(
+              row.execution_id,
+              row.attempt,
+              row.retries + 1,
+              "worker failure",
+              "heartbeat lost: the lease lapsed",
+              true,
+              now,
+            ),
           );
         });
         this.publishStatus(row.execution_id, "worker failure");

@@ -57,7 +57,14 @@ export class D1Mirror {
     for (const chunk of chunkRows(tasks, 7)) {
       statements.push({
         sql: `INSERT OR IGNORE INTO events (account_id, execution_id, attempt, type, message, created_at, dedupe_key) VALUES ${chunk.map(() => "(?, ?, ?, 'leased', ?, ?, ?)").join(", ")}`,
-        params: chunk.flatMap((t) => [this.accountId, t.executionId, t.attempt, `attempt ${t.attempt} leased to ${workerId}`, at, `${t.executionId}:${t.attempt}:leased`]),
+        params: chunk.flatMap((t) => [
+          this.accountId,
+          t.executionId,
+          t.attempt,
+          `attempt ${t.attempt} leased to ${workerId}`,
+          at,
+          `${t.executionId}:${t.attempt}:leased`,
+        ]),
       });
     }
     return statements;
@@ -79,7 +86,15 @@ export class D1Mirror {
    * An attempt that failed for a reason that is not the script's (worker lost, setup failure) and
    * is retried: the attempt is recorded as failed with its reason, and the retry as its own event.
    */
-  requeued(executionId: string, attempt: number, retry: number, reason: string, detail: string | null, lost: boolean, at: number): MirrorStatement[] {
+  requeued(
+    executionId: string,
+    attempt: number,
+    retry: number,
+    reason: string,
+    detail: string | null,
+    lost: boolean,
+    at: number,
+  ): MirrorStatement[] {
     const why = detail ? `${reason}: ${detail.split("\n")[0]}` : reason;
     const statements = [
       this.db
@@ -124,9 +139,7 @@ export class D1Mirror {
         )
         .bind(result.status, result.exit_code, result.error_message, at, result.duration_ms, cost, executionId, this.accountId, attempt),
       this.db
-        .prepare(
-          "UPDATE attempts SET status = ?, finished_at = ?, exit_code = ?, error_message = ? WHERE execution_id = ? AND attempt = ?",
-        )
+        .prepare("UPDATE attempts SET status = ?, finished_at = ?, exit_code = ?, error_message = ? WHERE execution_id = ? AND attempt = ?")
         .bind(result.status, at, result.exit_code, result.error_message, executionId, attempt),
       this.event(executionId, attempt, result.status, finishedMessage(result), at),
     ];
@@ -167,7 +180,6 @@ export class D1Mirror {
     ];
   }
 }
-
 
 function finishedMessage(result: Pick<CompleteRequest, "status" | "exit_code" | "error_message">): string {
   const code = result.exit_code === null || result.exit_code === undefined ? "" : ` (exit code ${result.exit_code})`;

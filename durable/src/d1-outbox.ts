@@ -54,7 +54,6 @@ export class D1Outbox {
     }, FLUSH_DELAY_MS);
   }
 
-
   /** Applies everything pending, in order. Concurrent callers share one flush loop. */
   flush(): Promise<void> {
     if (this.running) {

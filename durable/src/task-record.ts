@@ -62,7 +62,9 @@ export function leaseMsFrom(value: string | undefined): number {
   if (value === undefined || value === "") return LEASE_MS;
   const ms = Number(value);
   if (!Number.isInteger(ms) || ms < 3000) {
-    throw new Error(`RGRID_LEASE_MS must be a whole number of milliseconds, at least 3000 (got "${value}"); unset it for the 30 s default.`);
+    throw new Error(
+      `RGRID_LEASE_MS must be a whole number of milliseconds, at least 3000 (got "${value}"); unset it for the 30 s default.`,
+    );
   }
   return ms;
 }

@@ -28,7 +28,10 @@ export const leaseRequestSchema = z.object({
    * abandoned long-poll), so it is queued again at once instead of waiting for the lease to lapse.
    * A call with `free_slots: 0` and `wait_ms: 0` just reconciles (a stopping agent sends one).
    */
-  holding: z.array(z.object({ execution_id: z.string(), attempt: z.number().int().min(1) })).max(512).optional(),
+  holding: z
+    .array(z.object({ execution_id: z.string(), attempt: z.number().int().min(1) }))
+    .max(512)
+    .optional(),
   /** How long the server may hold the request open when there is no work (long-poll). */
   wait_ms: z.number().int().min(0).max(30_000).default(20_000),
 });
@@ -108,7 +111,10 @@ export type CompleteRequest = z.input<typeof completeRequestSchema>;
 
 /** Several completions in one request: an agent finishing many short tasks at once reports them together. */
 export const completeManyRequestSchema = z.object({
-  completions: z.array(completeRequestSchema.and(z.object({ execution_id: z.string() }))).min(1).max(500),
+  completions: z
+    .array(completeRequestSchema.and(z.object({ execution_id: z.string() })))
+    .min(1)
+    .max(500),
 });
 export const completeManyResponseSchema = z.object({
   outcomes: z.array(z.object({ execution_id: z.string(), outcome: z.enum(["accepted", "duplicate", "stale", "retrying"]) })),

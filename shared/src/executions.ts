@@ -32,15 +32,28 @@ export const createExecutionRequestSchema = z
     /** Client-generated; a retried request with the same key returns the first execution. */
     idempotency_key: z.string().min(8).max(128),
     script: z.object({ path: relativePathSchema, sha256: sha256Schema }),
-    inputs: z.array(z.object({ path: relativePathSchema, sha256: sha256Schema })).max(1000).default([]),
+    inputs: z
+      .array(z.object({ path: relativePathSchema, sha256: sha256Schema }))
+      .max(1000)
+      .default([]),
     /** Arguments as the script sees them; file arguments already rewritten to their /work paths. */
     args: z.array(z.string().max(65_536)).max(1000).default([]),
     runtime: z.enum(runtimeNames as [string, ...string[]]).optional(),
     image: z.string().min(1).max(256).optional(),
     requirements_sha256: sha256Schema.optional(),
     env: z.record(envNameSchema, z.string().max(65_536)).default({}),
-    timeout_seconds: z.number().int().min(1).max(7 * 24 * 3600).default(LIMIT_DEFAULTS.timeoutSeconds),
-    memory_mb: z.number().int().min(64).max(256 * 1024).default(LIMIT_DEFAULTS.memoryMb),
+    timeout_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .default(LIMIT_DEFAULTS.timeoutSeconds),
+    memory_mb: z
+      .number()
+      .int()
+      .min(64)
+      .max(256 * 1024)
+      .default(LIMIT_DEFAULTS.memoryMb),
     cpus: z.number().min(0.1).max(64).default(LIMIT_DEFAULTS.cpus),
     network: networkModeSchema.default("bridge"),
     metadata: metadataSchema.default({}),

@@ -86,7 +86,10 @@ export async function startFaultStack(options: StartLocalStackOptions = {}): Pro
 
   const registrationToken = async (): Promise<string> => {
     const secrets = JSON.parse(fs.readFileSync(path.join(home, "dev", "secrets.json"), "utf8")) as { LOCAL_BOOTSTRAP_TOKEN: string };
-    const response = await fetch(`${url}/local/bootstrap`, { method: "POST", headers: { "X-Rgrid-Bootstrap": secrets.LOCAL_BOOTSTRAP_TOKEN } });
+    const response = await fetch(`${url}/local/bootstrap`, {
+      method: "POST",
+      headers: { "X-Rgrid-Bootstrap": secrets.LOCAL_BOOTSTRAP_TOKEN },
+    });
     if (!response.ok) throw new Error(`bootstrap → ${response.status}`);
     return ((await response.json()) as { registration_token: string }).registration_token;
   };
@@ -144,13 +147,17 @@ export async function startFaultStack(options: StartLocalStackOptions = {}): Pro
     if (!file) throw new Error(`no D1 database under ${dir}`);
     // node:sqlite needs Node 22; the stack's Node is at least that.
     const script = `const { DatabaseSync } = require("node:sqlite"); const db = new DatabaseSync(process.argv[1], { readOnly: true }); process.stdout.write(JSON.stringify(db.prepare(process.argv[2]).all()));`;
-    const { stdout } = await promisify(execFile)(nodeForStack(), ["--no-warnings", "-e", script, path.join(dir, file), sql], { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await promisify(execFile)(nodeForStack(), ["--no-warnings", "-e", script, path.join(dir, file), sql], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return JSON.parse(stdout) as T[];
   };
 
   const uploadBlob = async (text: string): Promise<string> => {
     const sha = createHash("sha256").update(text).digest("hex");
-    const { missing } = await api<{ missing: { sha256: string; upload_url: string }[] }>("POST", "/api/v1/blobs/missing", { sha256: [sha] });
+    const { missing } = await api<{ missing: { sha256: string; upload_url: string }[] }>("POST", "/api/v1/blobs/missing", {
+      sha256: [sha],
+    });
     for (const m of missing) {
       const put = await fetch(m.upload_url, { method: "PUT", body: text, headers: { "content-length": String(Buffer.byteLength(text)) } });
       if (!put.ok) throw new Error(`blob upload → ${put.status}`);
@@ -231,15 +238,27 @@ export interface ExecutionRow {
  * The "exactly once" check for one execution, from D1: one final status, one terminal event,
  * attempts numbered 1..n with only the last one final-and-current, no artifact path twice.
  */
-export async function exactlyOnceReport(fs_: FaultStack, ids: string[]): Promise<Map<string, { status: string; attempt: number; terminalEvents: number; startedEvents: number; attempts: string[]; artifacts: string[] }>> {
+export async function exactlyOnceReport(
+  fs_: FaultStack,
+  ids: string[],
+): Promise<
+  Map<string, { status: string; attempt: number; terminalEvents: number; startedEvents: number; attempts: string[]; artifacts: string[] }>
+> {
   const list = ids.map((id) => `'${id.replace(/'/g, "")}'`).join(",");
   const executions = await fs_.d1<ExecutionRow>(`SELECT id, status, attempt, worker_id, exit_code FROM executions WHERE id IN (${list})`);
-  const events = await fs_.d1<{ execution_id: string; type: string }>(`SELECT execution_id, type FROM events WHERE execution_id IN (${list}) ORDER BY id`);
+  const events = await fs_.d1<{ execution_id: string; type: string }>(
+    `SELECT execution_id, type FROM events WHERE execution_id IN (${list}) ORDER BY id`,
+  );
   const attempts = await fs_.d1<{ execution_id: string; attempt: number; status: string }>(
     `SELECT execution_id, attempt, status FROM attempts WHERE execution_id IN (${list}) ORDER BY execution_id, attempt`,
   );
-  const artifacts = await fs_.d1<{ execution_id: string; path: string }>(`SELECT execution_id, path FROM artifacts WHERE execution_id IN (${list}) ORDER BY path`);
-  const report = new Map<string, { status: string; attempt: number; terminalEvents: number; startedEvents: number; attempts: string[]; artifacts: string[] }>();
+  const artifacts = await fs_.d1<{ execution_id: string; path: string }>(
+    `SELECT execution_id, path FROM artifacts WHERE execution_id IN (${list}) ORDER BY path`,
+  );
+  const report = new Map<
+    string,
+    { status: string; attempt: number; terminalEvents: number; startedEvents: number; attempts: string[]; artifacts: string[] }
+  >();
   for (const e of executions) {
     const mine = events.filter((ev) => ev.execution_id === e.id);
     report.set(e.id, {
@@ -279,7 +298,12 @@ export function spawnCli(home: string, args: string[], env: Record<string, strin
 }
 
 /** Submits one execution of an uploaded script through the API. */
-export async function submitScript(fs_: FaultStack, sha256: string, name = "work.py", extra: Record<string, unknown> = {}): Promise<string> {
+export async function submitScript(
+  fs_: FaultStack,
+  sha256: string,
+  name = "work.py",
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   const view = await fs_.api<{ id: string }>("POST", "/api/v1/executions", {
     idempotency_key: `fault-${Date.now()}-${Math.random().toString(36).slice(2)}`,
     script: { path: name, sha256 },

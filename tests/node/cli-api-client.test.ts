@@ -47,7 +47,11 @@ describe("ApiClient", () => {
       auth = req.headers.authorization;
       json(200, { account_id: "acct_1", email: "a@b.c", credits_balance_micros: 5 })(req, res);
     };
-    await expect(client([], "rgrid_sk_x").validateKey()).resolves.toEqual({ account_id: "acct_1", email: "a@b.c", credits_balance_micros: 5 });
+    await expect(client([], "rgrid_sk_x").validateKey()).resolves.toEqual({
+      account_id: "acct_1",
+      email: "a@b.c",
+      credits_balance_micros: 5,
+    });
     expect(auth).toBe("Bearer rgrid_sk_x");
   });
 
@@ -125,7 +129,12 @@ describe("ApiClient", () => {
 
   it("takes the backoff base from RGRID_RETRY_BASE_MS", async () => {
     const port = await freePort();
-    const api = new ApiClient({ baseUrl: `http://127.0.0.1:${port}`, attempts: 3, env: { RGRID_RETRY_BASE_MS: "200" }, log: { write: () => true } });
+    const api = new ApiClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      attempts: 3,
+      env: { RGRID_RETRY_BASE_MS: "200" },
+      log: { write: () => true },
+    });
     const started = Date.now();
     await caught(api.validateKey());
     expect(Date.now() - started).toBeGreaterThanOrEqual(200 + 400 - 20);

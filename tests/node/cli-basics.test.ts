@@ -46,7 +46,10 @@ describe("rgrid init without a reachable API", () => {
 
   it("takes the API URL from RGRID_API_URL when --api-url is absent", async () => {
     const port = await freePort();
-    const result = await runCli(tempHome(), ["init"], { input: `${generateApiKey()}\n`, env: { RGRID_API_URL: `http://127.0.0.1:${port}` } });
+    const result = await runCli(tempHome(), ["init"], {
+      input: `${generateApiKey()}\n`,
+      env: { RGRID_API_URL: `http://127.0.0.1:${port}` },
+    });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`Could not reach the rgrid API at http://127.0.0.1:${port}`);
   });
@@ -121,7 +124,10 @@ describe("project config (.rgrid/config)", () => {
   it("is shown with its parsed defaults when it holds only settings", async () => {
     const project = tempHome("rgrid-project-");
     fs.mkdirSync(path.join(project, ".rgrid"));
-    fs.writeFileSync(path.join(project, ".rgrid", "config"), "# team defaults\nruntime = python:3.10\nparallel = 4\ntimeout = 30m\nmemory = 2g\n");
+    fs.writeFileSync(
+      path.join(project, ".rgrid", "config"),
+      "# team defaults\nruntime = python:3.10\nparallel = 4\ntimeout = 30m\nmemory = 2g\n",
+    );
     const result = await runCli(tempHome(), ["config"], { cwd: project });
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("runtime   python:3.10");

@@ -65,9 +65,19 @@ describe("loadProjectConfig", () => {
   const env = { RGRID_HOME: "/nonexistent/rgrid-home" };
 
   it("finds .rgrid/config in a parent folder and parses every setting", () => {
-    const root = project({ ".rgrid/config": "runtime = node:20\nparallel = 16\ntimeout = 2h\nmemory = 512m\ncpus = 1.5\n", "a/b/.keep": "" });
+    const root = project({
+      ".rgrid/config": "runtime = node:20\nparallel = 16\ntimeout = 2h\nmemory = 512m\ncpus = 1.5\n",
+      "a/b/.keep": "",
+    });
     const config = loadProjectConfig(path.join(root, "a", "b"), env);
-    expect(config).toEqual({ path: path.join(root, ".rgrid", "config"), runtime: "node:20", parallel: 16, timeoutSeconds: 7200, memoryMb: 512, cpus: 1.5 });
+    expect(config).toEqual({
+      path: path.join(root, ".rgrid", "config"),
+      runtime: "node:20",
+      parallel: 16,
+      timeoutSeconds: 7200,
+      memoryMb: 512,
+      cpus: 1.5,
+    });
   });
 
   it("returns no settings when there is no config anywhere above", () => {

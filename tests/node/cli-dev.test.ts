@@ -20,7 +20,9 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 function localKeyIn(home: string): string | undefined {
-  return parseIni(fs.readFileSync(path.join(home, "credentials"), "utf8")).get("local")?.get("api_key");
+  return parseIni(fs.readFileSync(path.join(home, "credentials"), "utf8"))
+    .get("local")
+    ?.get("api_key");
 }
 
 describe("startDevStack", () => {
@@ -32,7 +34,10 @@ describe("startDevStack", () => {
       expect(stack.url).toBe(`http://127.0.0.1:${port}`);
       const health = healthResponseSchema.parse(await (await fetch(`${stack.url}/health`)).json());
       expect(health.status).toBe("healthy");
-      const validate = await fetch(`${stack.url}/api/v1/auth/validate`, { method: "POST", headers: { Authorization: `Bearer ${stack.apiKey}` } });
+      const validate = await fetch(`${stack.url}/api/v1/auth/validate`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${stack.apiKey}` },
+      });
       expect(validate.status).toBe(200);
       expect(stack.registrationToken.length).toBeGreaterThan(0);
       expect(localRegistrationToken()).toBe(stack.registrationToken); // for the code that starts the local agent

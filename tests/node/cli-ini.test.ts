@@ -16,7 +16,7 @@ describe("parseIni", () => {
   });
 
   it("treats # after whitespace as a comment in unquoted values, but keeps # inside a value", () => {
-    const doc = parseIni("parallel = 8   # per batch\nurl = http://x/#frag\nquoted = \"a # b\"\n");
+    const doc = parseIni('parallel = 8   # per batch\nurl = http://x/#frag\nquoted = "a # b"\n');
     const top = doc.get("");
     expect(top?.get("parallel")).toBe("8");
     expect(top?.get("url")).toBe("http://x/#frag");
@@ -63,7 +63,13 @@ describe("serializeIni", () => {
     const doc = new Map([
       ["work", new Map([["api_key", "k2"]])],
       ["", new Map([["runtime", "python:3.11"]])],
-      ["default", new Map([["api_key", "k1"], ["api_url", "https://api.rgrid.dev"]])],
+      [
+        "default",
+        new Map([
+          ["api_key", "k1"],
+          ["api_url", "https://api.rgrid.dev"],
+        ]),
+      ],
     ]);
     const text = serializeIni(doc, "# header");
     expect(text.startsWith("# header\n\nruntime = python:3.11\n")).toBe(true);

@@ -78,7 +78,11 @@ describe("rgrid init", () => {
   it("overwrites an existing profile with --force and tightens a loose file mode to 600", async () => {
     const home = tempHome();
     const file = path.join(home, "credentials");
-    fs.writeFileSync(file, "[default]\napi_key = rgrid_sk_old\napi_url = http://old.example\n\n[other]\napi_key = keep\napi_url = http://keep.example\n", { mode: 0o644 });
+    fs.writeFileSync(
+      file,
+      "[default]\napi_key = rgrid_sk_old\napi_url = http://old.example\n\n[other]\napi_key = keep\napi_url = http://keep.example\n",
+      { mode: 0o644 },
+    );
     fs.chmodSync(file, 0o644);
     const result = await stack.runCli(["init", "--force", "--api-url", stack.url], { input: `${localKey}\n`, env: { RGRID_HOME: home } });
     expect(result.code).toBe(0);
@@ -90,7 +94,10 @@ describe("rgrid init", () => {
 
   it("writes [work] with --profile work, and RGRID_PROFILE=work selects it for later commands", async () => {
     const home = tempHome();
-    const result = await stack.runCli(["init", "--profile", "work", "--api-url", stack.url], { input: `${localKey}\n`, env: { RGRID_HOME: home } });
+    const result = await stack.runCli(["init", "--profile", "work", "--api-url", stack.url], {
+      input: `${localKey}\n`,
+      env: { RGRID_HOME: home },
+    });
     expect(result.code).toBe(0);
     const doc = credentialsOf(home);
     expect(doc.get("work")?.get("api_key")).toBe(localKey);

@@ -80,7 +80,16 @@ describe("fault injection: agents", () => {
     });
     expect(await outputText(id, "result.txt")).toBe(tokens[1]);
     const events = await fs.api<{ events: { type: string }[] }>("GET", `/api/v1/executions/${id}/events`);
-    expect(events.events.map((e) => e.type)).toEqual(["queued", "leased", "started", "heartbeat_lost", "retried", "leased", "started", "succeeded"]);
+    expect(events.events.map((e) => e.type)).toEqual([
+      "queued",
+      "leased",
+      "started",
+      "heartbeat_lost",
+      "retried",
+      "leased",
+      "started",
+      "succeeded",
+    ]);
     // The survivor would take the next test's work: stop it (a graceful stop, with nothing running).
     for (const agent of [a, b]) agent.signal("SIGTERM");
     await Promise.all([a.exited, b.exited]);
@@ -108,7 +117,8 @@ describe("fault injection: agents", () => {
         return q.attempt === 2 && f.attempt === 2 && f.status === "running" && f.worker_id === rescuer.workerId();
       },
       60_000,
-      async () => `${JSON.stringify([await view(quick), await view(forever)])}\nrescuer ${rescuer.workerId()}:\n${rescuer.log()}\nstopped:\n${stopped.log()}`,
+      async () =>
+        `${JSON.stringify([await view(quick), await view(forever)])}\nrescuer ${rescuer.workerId()}:\n${rescuer.log()}\nstopped:\n${stopped.log()}`,
     );
     await waitFor("the quick one to finish on the second agent", async () => (await view(quick)).status === "succeeded", 90_000);
     // Attempt 1 of the quick one has finished in Docker meanwhile; its agent is about to report it.
@@ -118,7 +128,11 @@ describe("fault injection: agents", () => {
       async () => (await runningContainersOf(`${forever}-1`)).length === 0 && (await runningContainersOf(`${quick}-1`)).length === 0,
       20_000,
     );
-    await waitFor("the stale agent to drop both attempts", () => stopped.log().includes(`${quick}-1`) && /revoked|no longer current/.test(stopped.log()), 20_000);
+    await waitFor(
+      "the stale agent to drop both attempts",
+      () => stopped.log().includes(`${quick}-1`) && /revoked|no longer current/.test(stopped.log()),
+      20_000,
+    );
     expect(stopped.log()).not.toMatch(new RegExp(`attempt ${quick}-1 succeeded`));
 
     const logs = await fs.api<{ lines: { text: string }[] }>("GET", `/api/v1/executions/${quick}/logs?after=0`);

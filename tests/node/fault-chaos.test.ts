@@ -23,7 +23,11 @@ describe("fault injection: agents killed at random", () => {
     const sha = await fs.uploadBlob(script);
     const { batch_id: batch } = await fs.api<{ batch_id: string }>("POST", "/api/v1/batches", { parallel: 100, total: 100 });
     const { executions } = await fs.api<{ executions: { id: string }[] }>("POST", `/api/v1/batches/${batch}/executions`, {
-      executions: Array.from({ length: 100 }, (_, i) => ({ idempotency_key: `chaos-${batch}-${i}`, script: { path: "work.py", sha256: sha }, args: [String(i)] })),
+      executions: Array.from({ length: 100 }, (_, i) => ({
+        idempotency_key: `chaos-${batch}-${i}`,
+        script: { path: "work.py", sha256: sha },
+        args: [String(i)],
+      })),
     });
     const ids = executions.map((e) => e.id);
     const counts = async () => (await fs.api<{ counts: Record<string, number> }>("GET", `/api/v1/batches/${batch}`)).counts;
@@ -44,7 +48,12 @@ describe("fault injection: agents killed at random", () => {
       kills += 1;
       live.set(name, await fs.startAgent(name, 3)); // same state dir: same worker, cleans up its leftovers
     }
-    await waitFor("all 100 to finish", async () => (await finished()) === 100, 300_000, async () => JSON.stringify(await counts()));
+    await waitFor(
+      "all 100 to finish",
+      async () => (await finished()) === 100,
+      300_000,
+      async () => JSON.stringify(await counts()),
+    );
 
     const report = await exactlyOnceReport(fs, ids);
     expect(report.size).toBe(100);
@@ -53,7 +62,10 @@ describe("fault injection: agents killed at random", () => {
       const r = report.get(id);
       expect(r?.terminalEvents, id).toBe(1);
       // Attempts are numbered 1..n; only the last is final; earlier ones failed (worker lost) or were handed back.
-      expect(r?.attempts.map((a) => Number(a.split(":")[0])), id).toEqual(Array.from({ length: r?.attempt ?? 0 }, (_, k) => k + 1));
+      expect(
+        r?.attempts.map((a) => Number(a.split(":")[0])),
+        id,
+      ).toEqual(Array.from({ length: r?.attempt ?? 0 }, (_, k) => k + 1));
       expect(r?.attempts.at(-1), id).toBe(`${r?.attempt}:${r?.status}`);
       for (const earlier of r?.attempts.slice(0, -1) ?? []) expect(earlier, id).toMatch(/:(failed|released)$/);
       if ((r?.attempt ?? 1) > 1) retried += 1;
@@ -67,7 +79,9 @@ describe("fault injection: agents killed at random", () => {
       }
     }
     const succeeded = [...report.values()].filter((r) => r.status === "succeeded").length;
-    console.log(`100 executions, ${kills} kills: ${succeeded} succeeded, ${retried} needed more than one attempt, ${Date.now() - started} ms`);
+    console.log(
+      `100 executions, ${kills} kills: ${succeeded} succeeded, ${retried} needed more than one attempt, ${Date.now() - started} ms`,
+    );
     expect(succeeded).toBeGreaterThanOrEqual(97);
   });
 });

@@ -44,12 +44,25 @@ describe("fault injection: control plane restart", () => {
     const atRestart = await counts();
     expect(atRestart.succeeded ?? 0).toBeLessThan(50); // the restart really happened mid-batch
 
-    await waitFor("the batch to complete", async () => ((await counts()).succeeded ?? 0) === 50, 240_000, async () => JSON.stringify(await counts()));
+    await waitFor(
+      "the batch to complete",
+      async () => ((await counts()).succeeded ?? 0) === 50,
+      240_000,
+      async () => JSON.stringify(await counts()),
+    );
     const report = await exactlyOnceReport(fs, ids);
     expect(report.size).toBe(50);
     for (const [id, r] of report) {
       // One final status, one terminal event, the script started once, one output.
-      expect({ id, ...r, attempts: undefined }).toEqual({ id, status: "succeeded", attempt: r.attempt, terminalEvents: 1, startedEvents: 1, attempts: undefined, artifacts: ["out.txt"] });
+      expect({ id, ...r, attempts: undefined }).toEqual({
+        id,
+        status: "succeeded",
+        attempt: r.attempt,
+        terminalEvents: 1,
+        startedEvents: 1,
+        attempts: undefined,
+        artifacts: ["out.txt"],
+      });
       expect(r.attempts.at(-1)).toBe(`${r.attempt}:succeeded`);
     }
     for (const [i, id] of ids.entries()) {

@@ -87,13 +87,19 @@ describe("live logs across a flaky connection", () => {
     const proxy = await startProxy(stack.port);
     addProxyProfile("cut", proxy.url);
     const cwd = tmpProject({
-      "count.py": "import sys, time\nfor i in range(1, 10001):\n    print(i)\n    if i % 500 == 0:\n        sys.stdout.flush()\n        time.sleep(0.3)\n",
+      "count.py":
+        "import sys, time\nfor i in range(1, 10001):\n    print(i)\n    if i % 500 == 0:\n        sys.stdout.flush()\n        time.sleep(0.3)\n",
     });
     const started = Date.now();
     const run = spawnCli(stack.home, ["run", "count.py"], { RGRID_PROFILE: "cut" }, cwd);
     const lines = () => run.stdout().split("\n").length - 1;
     for (const at of [2000, 5000, 8000]) {
-      await waitFor(`line ${at}`, () => lines() >= at, 90_000, () => run.stderr());
+      await waitFor(
+        `line ${at}`,
+        () => lines() >= at,
+        90_000,
+        () => run.stderr(),
+      );
       proxy.cut();
     }
     const code = await run.exited;
@@ -108,7 +114,9 @@ describe("live logs across a flaky connection", () => {
   it("falls back to polling when the WebSocket upgrade is refused, with the same output", async () => {
     const proxy = await startProxy(stack.port, true);
     addProxyProfile("noupgrade", proxy.url);
-    const cwd = tmpProject({ "few.py": "import sys\nfor i in range(1, 1001):\n    print(i)\nprint('to stderr', file=sys.stderr)\nsys.exit(4)\n" });
+    const cwd = tmpProject({
+      "few.py": "import sys\nfor i in range(1, 1001):\n    print(i)\nprint('to stderr', file=sys.stderr)\nsys.exit(4)\n",
+    });
     const run = spawnCli(stack.home, ["run", "few.py"], { RGRID_PROFILE: "noupgrade" }, cwd);
     const code = await run.exited;
     await proxy.close();

@@ -43,7 +43,11 @@ function executionId(result: CliResult): string {
 const debug = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n--- agent\n${agentLogTail()}`;
 function agentLogTail(): string {
   try {
-    return fs.readFileSync(path.join(stack.home, "dev", "agent.log"), "utf8").split("\n").slice(-20).join("\n");
+    return fs
+      .readFileSync(path.join(stack.home, "dev", "agent.log"), "utf8")
+      .split("\n")
+      .slice(-20)
+      .join("\n");
   } catch {
     return "(no agent log)";
   }
@@ -64,7 +68,9 @@ describe("rgrid run", () => {
   });
 
   it("sends the script's stdout to stdout and its stderr and rgrid's own messages to stderr, so `> out.txt` captures what python would", async () => {
-    const cwd = project({ "streams.py": "import sys\nprint('out 1')\nprint('err 1', file=sys.stderr)\nprint('out 2')\nprint('héllo ✓ 日本 🚀')\n" });
+    const cwd = project({
+      "streams.py": "import sys\nprint('out 1')\nprint('err 1', file=sys.stderr)\nprint('out 2')\nprint('héllo ✓ 日本 🚀')\n",
+    });
     const result = await rgrid(cwd, ["run", "streams.py"]);
     expect(result.code, debug(result)).toBe(0);
     expect(result.stdout).toBe("out 1\nout 2\nhéllo ✓ 日本 🚀\n");
@@ -202,7 +208,10 @@ describe("status, logs, outputs, list", () => {
   let cwd: string;
   let id: string;
   beforeAll(async () => {
-    cwd = project({ "report.py": "import sys, os\nprint('line one')\nprint('warning!', file=sys.stderr)\nprint('line two')\nos.makedirs('res', exist_ok=True)\nopen('res/x.csv','w').write('a'*3000)\n" });
+    cwd = project({
+      "report.py":
+        "import sys, os\nprint('line one')\nprint('warning!', file=sys.stderr)\nprint('line two')\nos.makedirs('res', exist_ok=True)\nopen('res/x.csv','w').write('a'*3000)\n",
+    });
     const result = await rgrid(cwd, ["run", "--metadata", "suite=status", "report.py"]);
     expect(result.code, debug(result)).toBe(0);
     id = executionId(result);
@@ -278,7 +287,9 @@ function startRun(cwd: string, args: string[]) {
 
 describe("detaching and cancelling", () => {
   it("on Ctrl-C detaches without cancelling (exit 130), and `rgrid logs --follow` reattaches to the end and exits with the script's code", async () => {
-    const cwd = project({ "waits.py": "import time, sys\nprint('tick', flush=True)\ntime.sleep(4)\nprint('done', flush=True)\nsys.exit(5)\n" });
+    const cwd = project({
+      "waits.py": "import time, sys\nprint('tick', flush=True)\ntime.sleep(4)\nprint('done', flush=True)\nsys.exit(5)\n",
+    });
     const run = startRun(cwd, ["waits.py"]);
     await run.waitFor(/tick/);
     const id = (await run.waitFor(/Execution started: (\S+)/))[1] ?? "";

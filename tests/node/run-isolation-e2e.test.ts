@@ -41,7 +41,10 @@ describe("dependency layers", () => {
   it("installs requirements.txt from the configured index once, reuses the layer on the next run, and rebuilds when requirements change", async () => {
     // A comment unique to this run changes the layer's hash, so a layer left by an earlier run is not reused.
     const nonce = `# test run ${randomUUID()}\n`;
-    const cwd = project({ "uses_dep.py": "import rgrid_testpkg\nprint('value', rgrid_testpkg.VALUE)\n", "requirements.txt": `${nonce}rgrid-testpkg==1.0\n` });
+    const cwd = project({
+      "uses_dep.py": "import rgrid_testpkg\nprint('value', rgrid_testpkg.VALUE)\n",
+      "requirements.txt": `${nonce}rgrid-testpkg==1.0\n`,
+    });
 
     const firstStart = Date.now();
     const first = await rgrid(cwd, ["run", "uses_dep.py"]);
@@ -74,7 +77,9 @@ describe("isolation", () => {
     await new Promise<void>((resolve) => server.listen(0, "0.0.0.0", resolve));
     const port = (server.address() as AddressInfo).port;
     // The docker0 bridge address is this machine's own: the only place a container's connect can go.
-    const gateway = /inet (\d+\.\d+\.\d+\.\d+)/.exec(execFileSync("ip", ["-4", "-o", "addr", "show", "docker0"], { encoding: "utf8" }))?.[1];
+    const gateway = /inet (\d+\.\d+\.\d+\.\d+)/.exec(
+      execFileSync("ip", ["-4", "-o", "addr", "show", "docker0"], { encoding: "utf8" }),
+    )?.[1];
     expect(gateway, "docker0 has an IPv4 address").toBeDefined();
     const cwd = project({
       "fetch.py": `import urllib.request, sys\ntry:\n    print(urllib.request.urlopen('http://${gateway}:${port}/', timeout=3).read().decode())\nexcept Exception as e:\n    print('blocked', type(e).__name__, repr(e))\n    sys.exit(7)\n`,
@@ -101,7 +106,8 @@ describe("isolation", () => {
 
   it("never downloads a symlink that points outside /work, and brings back nested real outputs", async () => {
     const cwd = project({
-      "links.py": "import os\nos.makedirs('out/deep', exist_ok=True)\nopen('out/deep/real.txt','w').write('ok')\nos.symlink('/etc/passwd', 'out/passwd')\n",
+      "links.py":
+        "import os\nos.makedirs('out/deep', exist_ok=True)\nopen('out/deep/real.txt','w').write('ok')\nos.symlink('/etc/passwd', 'out/passwd')\n",
     });
     const result = await rgrid(cwd, ["run", "links.py"]);
     expect(result.code, debug(result)).toBe(0);
@@ -110,7 +116,9 @@ describe("isolation", () => {
   });
 
   it("fails a script that writes more files than the output cap with a clear error instead of uploading them", async () => {
-    const cwd = project({ "many.py": "import os\nos.makedirs('many', exist_ok=True)\nfor i in range(60):\n    open(f'many/{i}.txt','w').write(str(i))\n" });
+    const cwd = project({
+      "many.py": "import os\nos.makedirs('many', exist_ok=True)\nfor i in range(60):\n    open(f'many/{i}.txt','w').write(str(i))\n",
+    });
     const result = await rgrid(cwd, ["run", "many.py"]);
     expect(result.code, debug(result)).not.toBe(0);
     expect(result.stderr).toMatch(/Output limit exceeded/);

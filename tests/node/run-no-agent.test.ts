@@ -15,7 +15,11 @@ beforeAll(async () => {
   await ensureCliBuilt();
   home = tempHome("rgrid-noagent-");
   const port = await freePort();
-  dev = spawn(nodeForStack(), [cliBin, "dev", "--port", String(port), "--no-agent"], { env: cliEnv(home), stdio: ["ignore", "pipe", "pipe"], detached: true });
+  dev = spawn(nodeForStack(), [cliBin, "dev", "--port", String(port), "--no-agent"], {
+    env: cliEnv(home),
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let output = "";
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`rgrid dev --no-agent did not start:\n${output}`)), 120_000);

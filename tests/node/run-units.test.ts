@@ -91,7 +91,9 @@ describe("option parsing", () => {
 describe("separateScriptArgs", () => {
   const argv = (...args: string[]) => ["node", "rgrid", ...args];
   it("hands every argument after the script to the script, including ones that look like rgrid options", () => {
-    expect(separateScriptArgs(argv("run", "--timeout", "60", "x.py", "--timeout", "5", "-v"))).toEqual(argv("run", "--timeout", "60", "x.py", "--", "--timeout", "5", "-v"));
+    expect(separateScriptArgs(argv("run", "--timeout", "60", "x.py", "--timeout", "5", "-v"))).toEqual(
+      argv("run", "--timeout", "60", "x.py", "--", "--timeout", "5", "-v"),
+    );
   });
   it("skips the values of rgrid's own options when looking for the script", () => {
     expect(separateScriptArgs(argv("--profile", "local", "run", "-e", "A=1", "--env", "B=2", "--remote-only", "s.py", "in.csv"))).toEqual(
@@ -139,7 +141,10 @@ describe("planRun", () => {
     expect(plan.inputs.map((i) => i.remotePath)).toEqual(["data/raw/in.csv"]);
     fs.mkdirSync(path.join(root, "other"));
     fs.writeFileSync(path.join(root, "other", "outside.txt"), "other\n");
-    expectUserError(() => planRun({ cwd, script: "main.py", args: [path.join(root, "outside.txt"), path.join(root, "other", "outside.txt")] }), /Two different files/);
+    expectUserError(
+      () => planRun({ cwd, script: "main.py", args: [path.join(root, "outside.txt"), path.join(root, "other", "outside.txt")] }),
+      /Two different files/,
+    );
   });
 
   it("picks up requirements.txt beside the script, or the file given with --requirements", () => {
@@ -148,7 +153,9 @@ describe("planRun", () => {
     fs.writeFileSync(path.join(cwd, "requirements.txt"), "requests\n");
     expect(planRun({ cwd, script: "main.py", args: [] }).requirements?.localPath).toBe(path.join(cwd, "requirements.txt"));
     fs.writeFileSync(path.join(cwd, "deps.txt"), "numpy\n");
-    expect(planRun({ cwd, script: "main.py", args: [], requirements: "deps.txt" }).requirements?.localPath).toBe(path.join(cwd, "deps.txt"));
+    expect(planRun({ cwd, script: "main.py", args: [], requirements: "deps.txt" }).requirements?.localPath).toBe(
+      path.join(cwd, "deps.txt"),
+    );
     expectUserError(() => planRun({ cwd, script: "main.py", args: [], requirements: "nope.txt" }), /Requirements file not found/);
   });
 
@@ -196,7 +203,12 @@ describe("failure explanations", () => {
     duration_ms: 1,
     cost_micros: 0,
   };
-  const traceback = ["Traceback (most recent call last):", '  File "/work/main.py", line 1, in <module>', "    import pandas.io", "ModuleNotFoundError: No module named 'pandas'"];
+  const traceback = [
+    "Traceback (most recent call last):",
+    '  File "/work/main.py", line 1, in <module>',
+    "    import pandas.io",
+    "ModuleNotFoundError: No module named 'pandas'",
+  ];
 
   it("names the missing module from the traceback and suggests requirements.txt or the datascience runtime", () => {
     expect(parseMissingModule(traceback)).toBe("pandas");
@@ -219,8 +231,12 @@ describe("failure explanations", () => {
   it("explains a timeout, an out-of-memory kill and a missing image, each with the option that fixes it", () => {
     expect(explainFailure({ ...base, status: "timed_out", exit_code: null }, [])?.fix).toContain("--timeout");
     expect(explainFailure({ ...base, exit_code: 137 }, [])?.fix).toContain("--memory");
-    expect(explainFailure({ ...base, exit_code: null, error_message: "Out of memory: the 512 MB limit was reached" }, [])?.what).toContain("out of memory");
-    expect(explainFailure({ ...base, exit_code: null, error_message: "image nope:1 not found (pull access denied)" }, [])?.fix).toContain("--image");
+    expect(explainFailure({ ...base, exit_code: null, error_message: "Out of memory: the 512 MB limit was reached" }, [])?.what).toContain(
+      "out of memory",
+    );
+    expect(explainFailure({ ...base, exit_code: null, error_message: "image nope:1 not found (pull access denied)" }, [])?.fix).toContain(
+      "--image",
+    );
   });
 
   it("adds nothing to an ordinary non-zero exit, where the script's own stderr says more", () => {
@@ -256,13 +272,25 @@ describe("prepareRun", () => {
       fs.writeFileSync(path.join(cwd, name), text);
     }
     const terminal = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
-    return prepareRun("job.py", args, options, { terminal, env: { RGRID_HOME: path.join(cwd, "home") }, cwd, home: path.join(cwd, "home"), profileFlag: undefined });
+    return prepareRun("job.py", args, options, {
+      terminal,
+      env: { RGRID_HOME: path.join(cwd, "home") },
+      cwd,
+      home: path.join(cwd, "home"),
+      profileFlag: undefined,
+    });
   }
 
   it("takes limits and runtime from .rgrid/config, and lets flags override them, so a team's defaults apply without retyping", async () => {
     const config = { "job.py": "print(1)\n", ".rgrid/config": "runtime = python:3.11-datascience\ntimeout = 10m\nmemory = 1g\ncpus = 2\n" };
     const fromConfig = await prepare(config, {});
-    expect(fromConfig.request).toMatchObject({ runtime: "python:3.11-datascience", timeout_seconds: 600, memory_mb: 1024, cpus: 2, network: "bridge" });
+    expect(fromConfig.request).toMatchObject({
+      runtime: "python:3.11-datascience",
+      timeout_seconds: 600,
+      memory_mb: 1024,
+      cpus: 2,
+      network: "bridge",
+    });
     const overridden = await prepare(config, { timeout: "30s", memory: "512m", cpus: "0.5", network: "none", image: "alpine:3" });
     expect(overridden.request).toMatchObject({ image: "alpine:3", timeout_seconds: 30, memory_mb: 512, cpus: 0.5, network: "none" });
     expect(overridden.request.runtime).toBeUndefined(); // --image replaces the configured runtime

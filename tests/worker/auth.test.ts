@@ -67,7 +67,13 @@ describe("authentication on /api/v1", () => {
 
   it("refuses a revoked key on the very next request and records the revocation as an event", async () => {
     const account = await bootstrapAccount();
-    const other = await (await api("/api-keys", account.api_key, { method: "POST", body: JSON.stringify({ name: "ci" }), headers: { "content-type": "application/json" } })).json<{ id: string; api_key: string }>();
+    const other = await (
+      await api("/api-keys", account.api_key, {
+        method: "POST",
+        body: JSON.stringify({ name: "ci" }),
+        headers: { "content-type": "application/json" },
+      })
+    ).json<{ id: string; api_key: string }>();
     expect((await api("/auth/validate", other.api_key, { method: "POST" })).status).toBe(200);
 
     const revoke = await api(`/api-keys/${other.id}`, account.api_key, { method: "DELETE" });

@@ -69,7 +69,9 @@ describe("batches", () => {
     const sha = await uploadScript(account.api_key, "import sys; sys.exit(1)\n");
     const { batchId } = await createBatch(account.api_key, sha, 2, 2);
     // Leftovers of earlier tests may share this account's queue: look only at this batch.
-    const leased = leaseResponseSchema.parse(await (await agent("/lease", { free_slots: 20, wait_ms: 0 })).json()).tasks.filter((t) => t.batch_id === batchId);
+    const leased = leaseResponseSchema
+      .parse(await (await agent("/lease", { free_slots: 20, wait_ms: 0 })).json())
+      .tasks.filter((t) => t.batch_id === batchId);
     expect(leased).toHaveLength(2);
     await agent(`/executions/${leased[0]!.execution_id}/complete`, finish("failed", 1));
     await agent(`/executions/${leased[1]!.execution_id}/complete`, finish("succeeded", 1));
@@ -93,7 +95,9 @@ describe("batches", () => {
     const { account } = await setup();
     const sha = await uploadScript(account.api_key, "print('meta')\n");
     const { batchId } = await createBatch(account.api_key, sha, 3, 3);
-    const list = await (await api(`/executions?batch=${batchId}&metadata=item=1&status=queued`, account.api_key)).json<{ executions: { metadata: Record<string, string> }[] }>();
+    const list = await (
+      await api(`/executions?batch=${batchId}&metadata=item=1&status=queued`, account.api_key)
+    ).json<{ executions: { metadata: Record<string, string> }[] }>();
     expect(list.executions).toHaveLength(1);
     expect(list.executions[0]?.metadata).toEqual({ item: "1" });
   });

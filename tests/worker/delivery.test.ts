@@ -42,14 +42,22 @@ const done = (attempt: number, extra: Record<string, unknown> = {}) => ({
 });
 
 async function events(executionId: string) {
-  await scheduler((await env.DB.prepare("SELECT account_id FROM executions WHERE id = ?").bind(executionId).first<{ account_id: string }>())!.account_id).flushMirror();
+  await scheduler(
+    (await env.DB.prepare("SELECT account_id FROM executions WHERE id = ?").bind(executionId).first<{ account_id: string }>())!.account_id,
+  ).flushMirror();
   return (
-    await env.DB.prepare("SELECT type, attempt, message FROM events WHERE execution_id = ? ORDER BY id").bind(executionId).all<{ type: string; attempt: number | null; message: string }>()
+    await env.DB.prepare("SELECT type, attempt, message FROM events WHERE execution_id = ? ORDER BY id")
+      .bind(executionId)
+      .all<{ type: string; attempt: number | null; message: string }>()
   ).results;
 }
 
 async function attempts(executionId: string) {
-  return (await env.DB.prepare("SELECT attempt, status FROM attempts WHERE execution_id = ? ORDER BY attempt").bind(executionId).all<{ attempt: number; status: string }>()).results;
+  return (
+    await env.DB.prepare("SELECT attempt, status FROM attempts WHERE execution_id = ? ORDER BY attempt")
+      .bind(executionId)
+      .all<{ attempt: number; status: string }>()
+  ).results;
 }
 
 describe("delivery: leases, fencing and replays", () => {
@@ -61,18 +69,26 @@ describe("delivery: leases, fencing and replays", () => {
     for (let i = 0; i < 4; i++) {
       expect((await agent(`/executions/${view.id}/started`, { attempt: task.attempt })).status).toBe(200);
       expect((await agent(`/executions/${view.id}/logs`, { attempt: task.attempt, lines })).status).toBe(200);
-      const beat = heartbeatResponseSchema.parse(await (await agent("/heartbeat", { leases: [{ execution_id: view.id, attempt: task.attempt }] })).json());
+      const beat = heartbeatResponseSchema.parse(
+        await (await agent("/heartbeat", { leases: [{ execution_id: view.id, attempt: task.attempt }] })).json(),
+      );
       expect(beat.valid.map((v) => v.execution_id)).toEqual([view.id]);
     }
     const outcomes: unknown[] = [];
     for (let i = 0; i < 4; i++) outcomes.push(await (await agent(`/executions/${view.id}/complete`, done(task.attempt))).json());
     expect(outcomes).toEqual([{ outcome: "accepted" }, { outcome: "duplicate" }, { outcome: "duplicate" }, { outcome: "duplicate" }]);
     // A heartbeat after completion tells the agent to stop, and extends nothing.
-    const late = heartbeatResponseSchema.parse(await (await agent("/heartbeat", { leases: [{ execution_id: view.id, attempt: task.attempt }] })).json());
+    const late = heartbeatResponseSchema.parse(
+      await (await agent("/heartbeat", { leases: [{ execution_id: view.id, attempt: task.attempt }] })).json(),
+    );
     expect(late.revoked).toEqual([{ execution_id: view.id, attempt: task.attempt, reason: "finished" }]);
 
     const page = logPageSchema.parse(await (await api(`/executions/${view.id}/logs?after=0`, account.api_key)).json());
-    expect(page.lines.map((l) => [l.seq, l.text])).toEqual([[1, "line 1"], [2, "line 2"], [3, "line 3"]]);
+    expect(page.lines.map((l) => [l.seq, l.text])).toEqual([
+      [1, "line 1"],
+      [2, "line 2"],
+      [3, "line 3"],
+    ]);
     expect((await events(view.id)).map((e) => e.type)).toEqual(["queued", "leased", "started", "succeeded"]);
     expect(await attempts(view.id)).toEqual([{ attempt: 1, status: "succeeded" }]);
   });
@@ -85,17 +101,33 @@ describe("delivery: leases, fencing and replays", () => {
     await agent(`/executions/${view.id}/logs`, { attempt: 1, lines: [{ seq: 1, stream: "stdout", ts: 1, text: "from attempt 1" }] });
     // Attempt 1 asks for an upload URL while it is still current, then stalls past its lease.
     const early = outputUploadResponseSchema.parse(
-      await (await agent(`/executions/${view.id}/outputs`, { attempt: 1, files: [{ path: "out.txt", size_bytes: 5, sha256: "a".repeat(64), content_type: "text/plain" }] })).json(),
+      await (
+        await agent(`/executions/${view.id}/outputs`, {
+          attempt: 1,
+          files: [{ path: "out.txt", size_bytes: 5, sha256: "a".repeat(64), content_type: "text/plain" }],
+        })
+      ).json(),
     );
     await lapseLeases(account.account_id);
 
     const second = await leaseOne(agent, view.id);
     expect([first.attempt, second.attempt]).toEqual([1, 2]);
-    const beat = heartbeatResponseSchema.parse(await (await agent("/heartbeat", { leases: [{ execution_id: view.id, attempt: 1 }, { execution_id: view.id, attempt: 2 }] })).json());
+    const beat = heartbeatResponseSchema.parse(
+      await (
+        await agent("/heartbeat", {
+          leases: [
+            { execution_id: view.id, attempt: 1 },
+            { execution_id: view.id, attempt: 2 },
+          ],
+        })
+      ).json(),
+    );
     expect(beat.revoked).toEqual([{ execution_id: view.id, attempt: 1, reason: "lease_lost" }]);
     expect(beat.valid.map((v) => v.attempt)).toEqual([2]);
     expect((await agent(`/executions/${view.id}/started`, { attempt: 1 })).status).toBe(409);
-    expect((await agent(`/executions/${view.id}/logs`, { attempt: 1, lines: [{ seq: 2, stream: "stdout", ts: 2, text: "late" }] })).status).toBe(409);
+    expect(
+      (await agent(`/executions/${view.id}/logs`, { attempt: 1, lines: [{ seq: 2, stream: "stdout", ts: 2, text: "late" }] })).status,
+    ).toBe(409);
     expect((await agent(`/executions/${view.id}/outputs`, { attempt: 1, files: [] })).status).toBe(409);
     const stalePut = await SELF.fetch(early.uploads[0]!.upload_url, { method: "PUT", body: "stale", headers: { "content-length": "5" } });
     expect(stalePut.status).toBe(409);
@@ -109,8 +141,13 @@ describe("delivery: leases, fencing and replays", () => {
     expect(page.retries).toBe(1);
     const types = (await events(view.id)).map((e) => `${e.type}:${e.attempt}`);
     expect(types).toEqual(["queued:null", "leased:1", "started:1", "heartbeat_lost:1", "retried:1", "leased:2", "succeeded:2"]);
-    expect((await events(view.id)).find((e) => e.type === "retried")?.message).toBe("Auto-retry 1/2 after worker failure: heartbeat lost: the lease lapsed");
-    expect(await attempts(view.id)).toEqual([{ attempt: 1, status: "failed" }, { attempt: 2, status: "succeeded" }]);
+    expect((await events(view.id)).find((e) => e.type === "retried")?.message).toBe(
+      "Auto-retry 1/2 after worker failure: heartbeat lost: the lease lapsed",
+    );
+    expect(await attempts(view.id)).toEqual([
+      { attempt: 1, status: "failed" },
+      { attempt: 2, status: "succeeded" },
+    ]);
   });
 
   it("gives up after two automatic retries, so a task that kills its worker cannot loop forever", async () => {
@@ -121,7 +158,9 @@ describe("delivery: leases, fencing and replays", () => {
       await lapseLeases(account.account_id);
     }
     await scheduler(account.account_id).flushMirror();
-    const final = await env.DB.prepare("SELECT status, attempt, error_message FROM executions WHERE id = ?").bind(view.id).first<{ status: string; attempt: number; error_message: string }>();
+    const final = await env.DB.prepare("SELECT status, attempt, error_message FROM executions WHERE id = ?")
+      .bind(view.id)
+      .first<{ status: string; attempt: number; error_message: string }>();
     expect(final).toMatchObject({ status: "failed", attempt: 3 });
     expect(final?.error_message).toContain("2 automatic retries");
     const types = (await events(view.id)).map((e) => e.type);
@@ -135,13 +174,29 @@ describe("delivery: leases, fencing and replays", () => {
     const { view: own } = await submit(account.api_key, sha);
     const { view: setupFail } = await submit(account.api_key, sha);
     await leaseOne(agent, own.id);
-    expect(await (await agent(`/executions/${own.id}/complete`, done(1, { status: "failed", exit_code: 3, error_message: "The script exited with code 3" }))).json()).toEqual({ outcome: "accepted" });
+    expect(
+      await (
+        await agent(
+          `/executions/${own.id}/complete`,
+          done(1, { status: "failed", exit_code: 3, error_message: "The script exited with code 3" }),
+        )
+      ).json(),
+    ).toEqual({ outcome: "accepted" });
     await leaseOne(agent, setupFail.id).catch(() => undefined); // leased in the same call as `own`, or now
-    expect(await (await agent(`/executions/${setupFail.id}/complete`, done(1, { status: "failed", exit_code: null, transient: true, error_message: "image pull failed" }))).json()).toEqual({ outcome: "retrying" });
+    expect(
+      await (
+        await agent(
+          `/executions/${setupFail.id}/complete`,
+          done(1, { status: "failed", exit_code: null, transient: true, error_message: "image pull failed" }),
+        )
+      ).json(),
+    ).toEqual({ outcome: "retrying" });
     expect((await leaseOne(agent, setupFail.id)).attempt).toBe(2);
     const ownTypes = (await events(own.id)).map((e) => e.type);
     expect(ownTypes).not.toContain("retried");
-    expect((await events(setupFail.id)).find((e) => e.type === "retried")?.message).toBe("Auto-retry 1/2 after setup failure: image pull failed");
+    expect((await events(setupFail.id)).find((e) => e.type === "retried")?.message).toBe(
+      "Auto-retry 1/2 after setup failure: image pull failed",
+    );
   });
 
   it("requeues an attempt handed back by a stopping agent at once, without counting it as a retry, and fences the old attempt", async () => {

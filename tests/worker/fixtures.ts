@@ -29,11 +29,17 @@ export const json = (body: unknown) => ({ method: "POST", body: JSON.stringify(b
 
 export async function setup() {
   const account = await bootstrapAccount();
-  const register = await SELF.fetch("http://rgrid.test/agent/v1/register", json({ registration_token: account.registration_token, name: "test", slots: 4, backend: "process", version: "test" }));
+  const register = await SELF.fetch(
+    "http://rgrid.test/agent/v1/register",
+    json({ registration_token: account.registration_token, name: "test", slots: 4, backend: "process", version: "test" }),
+  );
   expect(register.status).toBe(201);
   const worker = registerResponseSchema.parse(await register.json());
   const agent = (path: string, body: unknown) =>
-    SELF.fetch(`http://rgrid.test/agent/v1${path}`, { ...json(body), headers: { "content-type": "application/json", Authorization: `Bearer ${worker.credential}` } });
+    SELF.fetch(`http://rgrid.test/agent/v1${path}`, {
+      ...json(body),
+      headers: { "content-type": "application/json", Authorization: `Bearer ${worker.credential}` },
+    });
   return { account, worker, agent };
 }
 
@@ -41,17 +47,24 @@ export async function uploadScript(key: string, text: string): Promise<string> {
   const sha = await sha256Hex(text);
   const missing = missingBlobsResponseSchema.parse(await (await api("/blobs/missing", key, json({ sha256: [sha] }))).json());
   for (const m of missing.missing) {
-    const put = await SELF.fetch(m.upload_url, { method: "PUT", body: text, headers: { "content-length": String(new TextEncoder().encode(text).byteLength) } });
+    const put = await SELF.fetch(m.upload_url, {
+      method: "PUT",
+      body: text,
+      headers: { "content-length": String(new TextEncoder().encode(text).byteLength) },
+    });
     expect(put.status).toBe(200);
   }
   return sha;
 }
 
 export async function submit(key: string, sha: string, idempotencyKey = crypto.randomUUID()) {
-  const response = await api("/executions", key, json({ idempotency_key: idempotencyKey, script: { path: "hello.py", sha256: sha }, env: { SECRET_TOKEN: "s3cr3t-value" } }));
+  const response = await api(
+    "/executions",
+    key,
+    json({ idempotency_key: idempotencyKey, script: { path: "hello.py", sha256: sha }, env: { SECRET_TOKEN: "s3cr3t-value" } }),
+  );
   return { status: response.status, view: executionViewSchema.parse(await response.json()) };
 }
-
 
 /** A key of a second, unrelated account, for tenant-isolation checks. */
 export async function strangerKey(): Promise<string> {

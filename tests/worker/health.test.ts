@@ -29,11 +29,7 @@ describe("GET /health", () => {
 
   it("answers 503 and names storage when R2 fails", async () => {
     const brokenBucket = { head: () => Promise.reject(new Error("R2 unavailable")) } as unknown as R2Bucket;
-    const response = await createApp().fetch(
-      new Request("http://rgrid.test/health"),
-      { ...env, ARTIFACTS: brokenBucket },
-      ctx(),
-    );
+    const response = await createApp().fetch(new Request("http://rgrid.test/health"), { ...env, ARTIFACTS: brokenBucket }, ctx());
     expect(response.status).toBe(503);
     expect(await response.json()).toMatchObject({ status: "unhealthy", database: "connected", storage: "unavailable" });
   });

@@ -28,7 +28,9 @@ describe("live log stream over WebSocket", () => {
     const { account, agent } = await setup();
     const sha = await uploadScript(account.api_key, "print(1)\n");
     const { view } = await submit(account.api_key, sha);
-    const task = leaseResponseSchema.parse(await (await agent("/lease", { free_slots: 4, wait_ms: 0 })).json()).tasks.find((t) => t.execution_id === view.id)!;
+    const task = leaseResponseSchema
+      .parse(await (await agent("/lease", { free_slots: 4, wait_ms: 0 })).json())
+      .tasks.find((t) => t.execution_id === view.id)!;
     const line = (seq: number) => ({ seq, stream: "stdout", ts: Date.now(), text: `line ${seq}` });
     await agent(`/executions/${view.id}/logs`, { attempt: task.attempt, lines: [line(1), line(2), line(3)] });
 
@@ -37,7 +39,14 @@ describe("live log stream over WebSocket", () => {
     await until(() => client.messages.length >= 1);
     await agent(`/executions/${view.id}/logs`, { attempt: task.attempt, lines: [line(4)] });
     await agent(`/executions/${view.id}/logs`, { attempt: task.attempt, lines: [line(4)] }); // replayed batch: not re-sent
-    await agent(`/executions/${view.id}/complete`, { attempt: task.attempt, status: "succeeded", exit_code: 0, duration_ms: 1, error_message: null, outputs: [] });
+    await agent(`/executions/${view.id}/complete`, {
+      attempt: task.attempt,
+      status: "succeeded",
+      exit_code: 0,
+      duration_ms: 1,
+      error_message: null,
+      outputs: [],
+    });
     await until(client.isClosed);
 
     const texts = client.messages.flatMap((m) => (m.type === "lines" ? m.lines.map((l) => l.text) : []));

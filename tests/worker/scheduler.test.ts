@@ -13,7 +13,9 @@ describe("scheduling through the account's Durable Object", () => {
     expect(again.missing).toEqual([]);
 
     const other = await sha256Hex("something else");
-    const { missing } = missingBlobsResponseSchema.parse(await (await api("/blobs/missing", account.api_key, json({ sha256: [other] }))).json());
+    const { missing } = missingBlobsResponseSchema.parse(
+      await (await api("/blobs/missing", account.api_key, json({ sha256: [other] }))).json(),
+    );
     const put = await SELF.fetch(missing[0]!.upload_url, { method: "PUT", body: "tampered", headers: { "content-length": "8" } });
     expect(put.status).toBe(400);
   });
@@ -51,20 +53,50 @@ describe("scheduling through the account's Durable Object", () => {
     // A replayed batch adds nothing.
     expect((await agent(`/executions/${view.id}/logs`, { attempt: 1, lines })).status).toBe(200);
 
-    expect((await agent(`/executions/${view.id}/complete`, { attempt: 2, status: "succeeded", exit_code: 0, duration_ms: 5, error_message: null, outputs: [] })).status).toBe(409);
-    const done = await agent(`/executions/${view.id}/complete`, { attempt: 1, status: "succeeded", exit_code: 0, duration_ms: 1500, error_message: null, outputs: [] });
+    expect(
+      (
+        await agent(`/executions/${view.id}/complete`, {
+          attempt: 2,
+          status: "succeeded",
+          exit_code: 0,
+          duration_ms: 5,
+          error_message: null,
+          outputs: [],
+        })
+      ).status,
+    ).toBe(409);
+    const done = await agent(`/executions/${view.id}/complete`, {
+      attempt: 1,
+      status: "succeeded",
+      exit_code: 0,
+      duration_ms: 1500,
+      error_message: null,
+      outputs: [],
+    });
     expect(await done.json()).toEqual({ outcome: "accepted" });
-    const replay = await agent(`/executions/${view.id}/complete`, { attempt: 1, status: "succeeded", exit_code: 0, duration_ms: 1500, error_message: null, outputs: [] });
+    const replay = await agent(`/executions/${view.id}/complete`, {
+      attempt: 1,
+      status: "succeeded",
+      exit_code: 0,
+      duration_ms: 1500,
+      error_message: null,
+      outputs: [],
+    });
     expect(await replay.json()).toEqual({ outcome: "duplicate" });
 
     const logs = logPageSchema.parse(await (await api(`/executions/${view.id}/logs?after=0`, account.api_key)).json());
-    expect(logs.lines.map((l) => [l.seq, l.stream, l.text])).toEqual([[1, "stdout", "hello"], [2, "stderr", "warn"]]);
+    expect(logs.lines.map((l) => [l.seq, l.stream, l.text])).toEqual([
+      [1, "stdout", "hello"],
+      [2, "stderr", "warn"],
+    ]);
     expect(logs.complete).toBe(true);
 
     const final = executionViewSchema.parse(await (await api(`/executions/${view.id}`, account.api_key)).json());
     expect(final).toMatchObject({ status: "succeeded", exit_code: 0, attempt: 1, duration_ms: 1500 });
     expect(final.cost_micros).toBeGreaterThan(0);
-    const events = await env.DB.prepare("SELECT type, message FROM events WHERE execution_id = ? ORDER BY id").bind(view.id).all<{ type: string; message: string }>();
+    const events = await env.DB.prepare("SELECT type, message FROM events WHERE execution_id = ? ORDER BY id")
+      .bind(view.id)
+      .all<{ type: string; message: string }>();
     expect(events.results.map((e) => e.type)).toEqual(["queued", "leased", "started", "succeeded"]);
     expect(JSON.stringify(events.results)).not.toContain("s3cr3t-value");
     const row = await env.DB.prepare("SELECT * FROM executions WHERE id = ?").bind(view.id).first();
@@ -78,7 +110,9 @@ describe("scheduling through the account's Durable Object", () => {
     const lease = leaseResponseSchema.parse(await (await agent("/lease", { free_slots: 4, wait_ms: 0 })).json());
     const task = lease.tasks.find((t) => t.execution_id === view.id)!;
     expect((await api(`/executions/${view.id}/cancel`, account.api_key, { method: "POST" })).status).toBe(200);
-    const beat = heartbeatResponseSchema.parse(await (await agent("/heartbeat", { leases: [{ execution_id: view.id, attempt: task.attempt }] })).json());
+    const beat = heartbeatResponseSchema.parse(
+      await (await agent("/heartbeat", { leases: [{ execution_id: view.id, attempt: task.attempt }] })).json(),
+    );
     expect(beat.revoked).toEqual([{ execution_id: view.id, attempt: task.attempt, reason: "cancelled" }]);
   });
 
@@ -87,7 +121,12 @@ describe("scheduling through the account's Durable Object", () => {
     const sha = await uploadScript(account.api_key, "print(2)\n");
     const { view } = await submit(account.api_key, sha);
     const intruderKey = await strangerKey();
-    for (const path of [`/executions/${view.id}`, `/executions/${view.id}/logs`, `/executions/${view.id}/artifacts`, `/executions/${view.id}/events`]) {
+    for (const path of [
+      `/executions/${view.id}`,
+      `/executions/${view.id}/logs`,
+      `/executions/${view.id}/artifacts`,
+      `/executions/${view.id}/events`,
+    ]) {
       expect((await api(path, intruderKey)).status, path).toBe(404);
     }
     const list = await (await api("/executions", intruderKey)).json<{ executions: unknown[] }>();

@@ -11,7 +11,6 @@ import { schedulerFor } from "./scheduler-stub";
 import { storageKeys } from "./signed-urls";
 import { toExecutionView } from "./execution-view";
 
-
 async function assertBlobsPresent(env: Env, accountId: string, requests: CreateExecutionInput[]): Promise<void> {
   const hashes = new Set<string>();
   for (const r of requests) {

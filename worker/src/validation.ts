@@ -7,10 +7,7 @@ import { ApiError } from "./http-error";
  * zod validation for any request part with one failure shape: 400 `validation_failed`, naming the
  * first offending field so the caller knows what to fix.
  */
-export function zValidator<Target extends keyof ValidationTargets, Schema extends z.ZodType>(
-  target: Target,
-  schema: Schema,
-) {
+export function zValidator<Target extends keyof ValidationTargets, Schema extends z.ZodType>(target: Target, schema: Schema) {
   return validator(target, async (value): Promise<z.output<Schema>> => {
     const parsed = await schema.safeParseAsync(value);
     if (parsed.success) return parsed.data;

@@ -17,7 +17,11 @@ const cancelledSchema = z.object({ cancelled: z.array(z.string()) });
  */
 export async function cancel(executionId: string | undefined, options: CancelOptions, ctx: CommandContext): Promise<void> {
   if ((executionId === undefined) === (options.batch === undefined)) {
-    throw new UserError("bad_argument", "Give either an execution id or --batch BATCH_ID.", "For example: rgrid cancel exec_… or rgrid cancel --batch batch_…");
+    throw new UserError(
+      "bad_argument",
+      "Give either an execution id or --batch BATCH_ID.",
+      "For example: rgrid cancel exec_… or rgrid cancel --batch batch_…",
+    );
   }
   const api = connect(ctx);
   const stderr = ctx.terminal.stderr;

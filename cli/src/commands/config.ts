@@ -7,7 +7,9 @@ export function showConfig(ctx: CommandContext): void {
   const out = ctx.terminal.stdout;
   const profiles = listProfiles(ctx.home);
   const selected = selectProfileName({ flag: ctx.profileFlag, env: ctx.env }, profiles);
-  out.write(`credentials: ${credentialsPath(ctx.home)}${profiles.length ? ` (profiles: ${profiles.join(", ")})` : " (none yet: run `rgrid init` or `rgrid dev`)"}\n`);
+  out.write(
+    `credentials: ${credentialsPath(ctx.home)}${profiles.length ? ` (profiles: ${profiles.join(", ")})` : " (none yet: run `rgrid init` or `rgrid dev`)"}\n`,
+  );
   out.write(`profile:     ${selected ?? "(none selected)"}${selected && !profiles.includes(selected) ? " (not found)" : ""}\n`);
   const project = loadProjectConfig(ctx.cwd, ctx.env);
   if (!project.path) {

@@ -61,7 +61,9 @@ export async function dev(options: DevOptions, ctx: CommandContext): Promise<num
   }
   // One write, so a reader that waits for "running at" also has the rest.
   const agentLine = stack.agentLog ? `Local agent ready (log: ${stack.agentLog})\n` : "";
-  stdout.write(`rgrid control plane running at ${stack.url}\nLocal account: ${stack.accountEmail} (profile "local")\n${agentLine}Press Ctrl-C to stop.\n`);
+  stdout.write(
+    `rgrid control plane running at ${stack.url}\nLocal account: ${stack.accountEmail} (profile "local")\n${agentLine}Press Ctrl-C to stop.\n`,
+  );
 
   const stopped = new Promise<number>((resolve) => {
     if (abort.signal.aborted) resolve(0);

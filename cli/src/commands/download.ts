@@ -13,13 +13,21 @@ export interface DownloadOptions {
 export async function download(executionId: string, options: DownloadOptions, ctx: CommandContext): Promise<void> {
   const dir = path.resolve(ctx.cwd, options.dir ?? ".");
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
-    throw new UserError("bad_argument", `--dir ${options.dir ?? "."} is not a folder.`, "Pass a folder to download into (it is created if missing).");
+    throw new UserError(
+      "bad_argument",
+      `--dir ${options.dir ?? "."} is not a folder.`,
+      "Pass a folder to download into (it is created if missing).",
+    );
   }
   const api = connect(ctx);
   const { artifacts } = await api.listArtifacts(executionId);
   if (artifacts.length === 0) {
     const view = await api.getExecution(executionId);
-    ctx.terminal.stderr.write(view.finished_at === null ? `${executionId} is ${view.status}; outputs appear when it finishes.\n` : `${executionId} wrote no output files.\n`);
+    ctx.terminal.stderr.write(
+      view.finished_at === null
+        ? `${executionId} is ${view.status}; outputs appear when it finishes.\n`
+        : `${executionId} wrote no output files.\n`,
+    );
     return;
   }
   fs.mkdirSync(dir, { recursive: true });

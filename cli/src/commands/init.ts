@@ -1,14 +1,7 @@
 import { apiKeyFormatProblem, API_KEY_BODY_LENGTH, API_KEY_PREFIX, type ApiKeyFormatProblem } from "../../../shared/src/index";
 import { ApiClient } from "../api-client";
 import type { CommandContext } from "../context";
-import {
-  assertValidProfileName,
-  credentialsPath,
-  DEFAULT_API_URL,
-  normalizeApiUrl,
-  profileExists,
-  writeProfile,
-} from "../credentials";
+import { assertValidProfileName, credentialsPath, DEFAULT_API_URL, normalizeApiUrl, profileExists, writeProfile } from "../credentials";
 import { ApiError, UserError } from "../errors";
 import { confirm, isInteractive, promptHidden, readFirstLine } from "../prompt";
 

@@ -54,7 +54,11 @@ export interface RunSettings {
 /** Checks the options of `rgrid run` (before anything is hashed or uploaded) and applies the project defaults. */
 export function resolveRunSettings(options: RunOptions, ctx: CommandContext): RunSettings {
   if (options.runtime !== undefined && options.image !== undefined) {
-    throw new UserError("bad_argument", "Give either --runtime or --image, not both.", "--runtime picks one of rgrid's images by name; --image takes any image.");
+    throw new UserError(
+      "bad_argument",
+      "Give either --runtime or --image, not both.",
+      "--runtime picks one of rgrid's images by name; --image takes any image.",
+    );
   }
   const config = loadProjectConfig(ctx.cwd, ctx.env);
   const runtime = options.runtime !== undefined ? parseRuntime(options.runtime) : options.image === undefined ? config.runtime : undefined;
@@ -105,7 +109,11 @@ export function buildExecutionRequest(
   if (!checked.success) {
     // Never echo the request: it carries env values.
     const issue = checked.error.issues[0];
-    throw new UserError("bad_argument", `This run cannot be submitted: ${issue?.path.join(".") ?? ""} ${issue?.message ?? "is invalid"}.`, "Check the options of `rgrid run --help`.");
+    throw new UserError(
+      "bad_argument",
+      `This run cannot be submitted: ${issue?.path.join(".") ?? ""} ${issue?.message ?? "is invalid"}.`,
+      "Check the options of `rgrid run --help`.",
+    );
   }
   return request;
 }
@@ -150,7 +158,9 @@ function noAgentNotice(api: ApiClient, ctx: CommandContext, since: number): (sta
       .then((active) => {
         if (active === 0 && !noticed) {
           noticed = true;
-          ctx.terminal.stderr.write("No agent is available to run this yet: start one with `rgrid dev` (local), or wait for a worker to come up. Still waiting…\n");
+          ctx.terminal.stderr.write(
+            "No agent is available to run this yet: start one with `rgrid dev` (local), or wait for a worker to come up. Still waiting…\n",
+          );
         }
       })
       .catch(() => {
@@ -173,7 +183,13 @@ export async function followExecution(
   process.on("SIGINT", onSigint);
   let logStatus: ExecutionStatus;
   try {
-    const result = await followLogs({ api, executionId, onLine: printer.print, signal: controller.signal, ...(onStatus ? { onStatus } : {}) });
+    const result = await followLogs({
+      api,
+      executionId,
+      onLine: printer.print,
+      signal: controller.signal,
+      ...(onStatus ? { onStatus } : {}),
+    });
     if (result.kind === "detached") {
       ctx.terminal.stderr.write(`\nDetached: ${executionId} keeps running. Reattach with: rgrid logs ${executionId} --follow\n`);
       return undefined;
@@ -220,7 +236,8 @@ export async function run(script: string, args: readonly string[], options: RunO
   const stderr = ctx.terminal.stderr;
 
   const uploaded = await uploadMissing(api, files);
-  if (uploaded.files > 0) stderr.write(`Uploaded ${uploaded.files} file${uploaded.files === 1 ? "" : "s"} (${formatBytes(uploaded.bytes)}).\n`);
+  if (uploaded.files > 0)
+    stderr.write(`Uploaded ${uploaded.files} file${uploaded.files === 1 ? "" : "s"} (${formatBytes(uploaded.bytes)}).\n`);
   const created = await api.createExecution(request);
   stderr.write(`Execution started: ${created.id}\n`);
 
@@ -231,7 +248,9 @@ export async function run(script: string, args: readonly string[], options: RunO
   const { artifacts } = await api.listArtifacts(view.id);
   if (artifacts.length > 0) {
     if (options.remoteOnly) {
-      stderr.write(`${artifacts.length} output file${artifacts.length === 1 ? "" : "s"} kept remote. Fetch them with: rgrid download ${view.id}\n`);
+      stderr.write(
+        `${artifacts.length} output file${artifacts.length === 1 ? "" : "s"} kept remote. Fetch them with: rgrid download ${view.id}\n`,
+      );
     } else {
       const downloaded = await downloadOutputs(api, artifacts, ctx.cwd);
       stderr.write(`${describeDownloads(downloaded, ctx.cwd, ctx.cwd)}\n`);

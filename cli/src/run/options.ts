@@ -18,7 +18,10 @@ export function parseTimeout(text: string): number {
   const unit = (match?.[2] ?? "s").toLowerCase()[0];
   const seconds = match ? Math.round(Number(match[1]) * (unit === "h" ? 3600 : unit === "m" ? 60 : 1)) : NaN;
   if (!Number.isFinite(seconds) || seconds < 1 || seconds > 7 * 24 * 3600) {
-    throw bad(`--timeout "${text}" is not a valid duration.`, "Use seconds or a duration from 1s to 168h, for example --timeout 90, --timeout 30m or --timeout 2h.");
+    throw bad(
+      `--timeout "${text}" is not a valid duration.`,
+      "Use seconds or a duration from 1s to 168h, for example --timeout 90, --timeout 30m or --timeout 2h.",
+    );
   }
   return seconds;
 }
@@ -33,7 +36,10 @@ export function parseMemory(text: string): number {
   const unit = (match?.[2] ?? "m").toLowerCase()[0];
   const mb = match ? Math.round(Number(match[1]) * (unit === "g" ? 1024 : 1)) : NaN;
   if (!Number.isFinite(mb) || mb < 64 || mb > 256 * 1024) {
-    throw bad(`--memory "${text}" is not a valid memory size.`, "Use megabytes or a size from 64m to 256g, for example --memory 512m or --memory 2g.");
+    throw bad(
+      `--memory "${text}" is not a valid memory size.`,
+      "Use megabytes or a size from 64m to 256g, for example --memory 512m or --memory 2g.",
+    );
   }
   return mb;
 }
@@ -49,7 +55,8 @@ export function parseCpus(text: string): number {
 
 export function parseNetwork(text: string): "bridge" | "none" {
   const parsed = networkModeSchema.safeParse(text.trim());
-  if (!parsed.success) throw bad(`--network "${text}" is not a network mode.`, "Use --network none to run without network access (the default is bridge).");
+  if (!parsed.success)
+    throw bad(`--network "${text}" is not a network mode.`, "Use --network none to run without network access (the default is bridge).");
   return parsed.data;
 }
 
@@ -71,12 +78,16 @@ export function parseEnv(pairs: readonly string[], localEnv: NodeJS.ProcessEnv):
     const eq = pair.indexOf("=");
     const key = eq < 0 ? pair : pair.slice(0, eq);
     if (!envNameSchema.safeParse(key).success) {
-      throw bad(`--env: "${key}" is not a valid environment variable name.`, "Use --env NAME=VALUE with a name of letters, digits and _ (not starting with a digit).");
+      throw bad(
+        `--env: "${key}" is not a valid environment variable name.`,
+        "Use --env NAME=VALUE with a name of letters, digits and _ (not starting with a digit).",
+      );
     }
     if (eq >= 0) env[key] = pair.slice(eq + 1);
     else {
       const value = localEnv[key];
-      if (value === undefined) throw bad(`--env ${key}: ${key} is not set in your environment.`, `Set it first, or pass a value with --env ${key}=VALUE.`);
+      if (value === undefined)
+        throw bad(`--env ${key}: ${key} is not set in your environment.`, `Set it first, or pass a value with --env ${key}=VALUE.`);
       env[key] = value;
     }
   }
@@ -88,12 +99,16 @@ export function parseMetadata(pairs: readonly string[]): Record<string, string> 
   const metadata: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf("=");
-    if (eq <= 0) throw bad(`--metadata "${pair}" is not key=value.`, "Use --metadata key=value, for example --metadata experiment=baseline.");
+    if (eq <= 0)
+      throw bad(`--metadata "${pair}" is not key=value.`, "Use --metadata key=value, for example --metadata experiment=baseline.");
     metadata[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const parsed = metadataSchema.safeParse(metadata);
   if (!parsed.success) {
-    throw bad(`--metadata: ${parsed.error.issues[0]?.message ?? "invalid"}.`, "Keys are 1-64 letters, digits, _ . - ; values up to 1024 characters; at most 50 entries.");
+    throw bad(
+      `--metadata: ${parsed.error.issues[0]?.message ?? "invalid"}.`,
+      "Keys are 1-64 letters, digits, _ . - ; values up to 1024 characters; at most 50 entries.",
+    );
   }
   return parsed.data;
 }

@@ -49,9 +49,17 @@ function regularFile(file: string): fs.Stats | undefined {
 export function remotePathFor(cwd: string, absolute: string, fallbackDir: string | undefined): string {
   const relative = path.relative(path.resolve(cwd), absolute);
   const inside = relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative);
-  const remote = inside ? relative.split(path.sep).join("/") : fallbackDir ? `${fallbackDir}/${path.basename(absolute)}` : path.basename(absolute);
+  const remote = inside
+    ? relative.split(path.sep).join("/")
+    : fallbackDir
+      ? `${fallbackDir}/${path.basename(absolute)}`
+      : path.basename(absolute);
   if (!relativePathSchema.safeParse(remote).success) {
-    throw new UserError("bad_argument", `Cannot place ${absolute} in the remote working folder (as "${remote}").`, "Rename the file so its path has no backslashes, then run again.");
+    throw new UserError(
+      "bad_argument",
+      `Cannot place ${absolute} in the remote working folder (as "${remote}").`,
+      "Rename the file so its path has no backslashes, then run again.",
+    );
   }
   return remote;
 }
@@ -99,7 +107,11 @@ export function planRun(options: PlanOptions): RunPlan {
     const file = path.resolve(cwd, options.requirements);
     const stat = regularFile(file);
     if (!stat) {
-      throw new UserError("bad_argument", `Requirements file not found: ${options.requirements}.`, "Pass an existing file to --requirements, or drop the option to use requirements.txt beside the script.");
+      throw new UserError(
+        "bad_argument",
+        `Requirements file not found: ${options.requirements}.`,
+        "Pass an existing file to --requirements, or drop the option to use requirements.txt beside the script.",
+      );
     }
     requirements = { localPath: file, remotePath: "requirements.txt", size: stat.size };
   } else {

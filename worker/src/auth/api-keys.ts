@@ -13,12 +13,7 @@ export interface CreatedApiKey {
 }
 
 /** Mints a key; the plaintext is returned once and never stored. */
-export async function createApiKey(
-  db: DrizzleD1Database,
-  pepper: string,
-  accountId: string,
-  name = "",
-): Promise<CreatedApiKey> {
+export async function createApiKey(db: DrizzleD1Database, pepper: string, accountId: string, name = ""): Promise<CreatedApiKey> {
   const key = generateApiKey();
   const id = newId("key");
   const prefix = apiKeyDisplayPrefix(key);

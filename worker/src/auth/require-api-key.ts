@@ -7,8 +7,7 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../http-error";
 import { digestsEqual, hashSecret } from "./secret-hash";
 
-const GET_A_KEY =
-  "Get an API key from the rgrid console (or run `rgrid dev` for a local one), then run `rgrid init` to save it.";
+const GET_A_KEY = "Get an API key from the rgrid console (or run `rgrid dev` for a local one), then run `rgrid init` to save it.";
 /** Touching last_used_at on every call would make each request a D1 write; a minute's precision is plenty. */
 const LAST_USED_PRECISION_MS = 60_000;
 

@@ -15,7 +15,12 @@ const CACHE_MS = 60_000;
 export const requireWorker = createMiddleware<AgentEnv>(async (c, next) => {
   const credential = /^Bearer\s+(rgrid_wk_[0-9A-Za-z]+)$/.exec(c.req.header("Authorization") ?? "")?.[1];
   if (!credential) {
-    throw new ApiError(401, "unauthorized", "Missing or malformed worker credential", "Register the agent with a registration token first.");
+    throw new ApiError(
+      401,
+      "unauthorized",
+      "Missing or malformed worker credential",
+      "Register the agent with a registration token first.",
+    );
   }
   const hash = await hashSecret(c.env.API_KEY_PEPPER, credential);
   let identity = identityCache.get(hash);
@@ -25,7 +30,12 @@ export const requireWorker = createMiddleware<AgentEnv>(async (c, next) => {
       .first<{ id: string; account_id: string; status: string }>();
     if (!row || row.status !== "active") {
       identityCache.delete(hash);
-      throw new ApiError(401, "unauthorized", "Unknown or retired worker credential", "Re-register the agent with a new registration token.");
+      throw new ApiError(
+        401,
+        "unauthorized",
+        "Unknown or retired worker credential",
+        "Re-register the agent with a new registration token.",
+      );
     }
     identity = { accountId: row.account_id, workerId: row.id, until: Date.now() + CACHE_MS };
     identityCache.set(hash, identity);

@@ -22,7 +22,12 @@ import { signUrl, storageKeys } from "../signed-urls";
 import { zValidator } from "../validation";
 
 const staleAttempt = () =>
-  new ApiError(409, "conflict", "This attempt is no longer current (its lease lapsed or it was cancelled)", "Stop this attempt; it has moved on.");
+  new ApiError(
+    409,
+    "conflict",
+    "This attempt is no longer current (its lease lapsed or it was cancelled)",
+    "Stop this attempt; it has moved on.",
+  );
 
 async function toTask(origin: string, pepper: string, accountId: string, leased: LeasedTask): Promise<Task> {
   const sign = (sha256: string) => signUrl(origin, pepper, { op: "get", key: storageKeys.blob(accountId, sha256), accountId });
@@ -47,37 +52,38 @@ async function toTask(origin: string, pepper: string, accountId: string, leased:
 }
 
 /** Registration: a one-time token becomes this worker's own credential. */
-export const agentRegistrationRoutes = new Hono<AgentEnv>().post(
-  "/register",
-  zValidator("json", registerRequestSchema),
-  async (c) => {
-    const body = c.req.valid("json");
-    const tokenHash = await hashSecret(c.env.API_KEY_PEPPER, body.registration_token);
-    const now = Date.now();
-    // Consume the token atomically: a second registration with it finds nothing to update.
-    const token = await c.env.DB.prepare(
-      "UPDATE registration_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING account_id",
-    )
-      .bind(now, tokenHash, now)
-      .first<{ account_id: string }>();
-    if (!token) {
-      throw new ApiError(401, "unauthorized", "Registration token is unknown, used or expired", "Mint a new one (rgrid dev does this at start).");
-    }
-    const credential = newWorkerCredential();
-    const workerId = newId("wrk");
-    await c.env.DB.batch([
-      c.env.DB.prepare(
-        "INSERT INTO workers (id, account_id, name, credential_hash, slots, backend, registered_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      ).bind(workerId, token.account_id, body.name, await hashSecret(c.env.API_KEY_PEPPER, credential), body.slots, body.backend, now, now),
-      c.env.DB.prepare("INSERT INTO events (account_id, type, message, created_at) VALUES (?, 'worker_registered', ?, ?)").bind(
-        token.account_id,
-        `worker ${workerId} (${body.name}, ${body.slots} slots, ${body.backend})`,
-        now,
-      ),
-    ]);
-    return c.json({ worker_id: workerId, account_id: token.account_id, credential }, 201);
-  },
-);
+export const agentRegistrationRoutes = new Hono<AgentEnv>().post("/register", zValidator("json", registerRequestSchema), async (c) => {
+  const body = c.req.valid("json");
+  const tokenHash = await hashSecret(c.env.API_KEY_PEPPER, body.registration_token);
+  const now = Date.now();
+  // Consume the token atomically: a second registration with it finds nothing to update.
+  const token = await c.env.DB.prepare(
+    "UPDATE registration_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING account_id",
+  )
+    .bind(now, tokenHash, now)
+    .first<{ account_id: string }>();
+  if (!token) {
+    throw new ApiError(
+      401,
+      "unauthorized",
+      "Registration token is unknown, used or expired",
+      "Mint a new one (rgrid dev does this at start).",
+    );
+  }
+  const credential = newWorkerCredential();
+  const workerId = newId("wrk");
+  await c.env.DB.batch([
+    c.env.DB.prepare(
+      "INSERT INTO workers (id, account_id, name, credential_hash, slots, backend, registered_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ).bind(workerId, token.account_id, body.name, await hashSecret(c.env.API_KEY_PEPPER, credential), body.slots, body.backend, now, now),
+    c.env.DB.prepare("INSERT INTO events (account_id, type, message, created_at) VALUES (?, 'worker_registered', ?, ?)").bind(
+      token.account_id,
+      `worker ${workerId} (${body.name}, ${body.slots} slots, ${body.backend})`,
+      now,
+    ),
+  ]);
+  return c.json({ worker_id: workerId, account_id: token.account_id, credential }, 201);
+});
 
 export const agentRoutes = new Hono<AgentEnv>()
   .use("*", requireWorker)
@@ -123,7 +129,11 @@ export const agentRoutes = new Hono<AgentEnv>()
     return c.json({ uploads });
   })
   .post("/executions/:id/release", zValidator("json", releaseRequestSchema), async (c) => {
-    const outcome = await schedulerFor(c.env, c.get("accountId")).release(c.get("workerId"), c.req.param("id"), c.req.valid("json").attempt);
+    const outcome = await schedulerFor(c.env, c.get("accountId")).release(
+      c.get("workerId"),
+      c.req.param("id"),
+      c.req.valid("json").attempt,
+    );
     if (outcome === "stale") throw staleAttempt();
     return c.json({ outcome });
   })

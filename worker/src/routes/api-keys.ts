@@ -12,7 +12,13 @@ import { ApiError } from "../http-error";
 export const apiKeyRoutes = new Hono<AppEnv>()
   .post("/auth/validate", async (c) => {
     const db = drizzle(c.env.DB);
-    const account = (await db.select().from(accounts).where(eq(accounts.id, c.get("accountId"))).limit(1))[0];
+    const account = (
+      await db
+        .select()
+        .from(accounts)
+        .where(eq(accounts.id, c.get("accountId")))
+        .limit(1)
+    )[0];
     if (!account) throw new ApiError(401, "unauthorized", "The account of this key no longer exists.");
     const body: ValidateKeyResponse = {
       account_id: account.id,

@@ -17,7 +17,13 @@ import { submitExecutions } from "../submit-executions";
 import { zValidator } from "../validation";
 
 async function ownedBatch(db: ReturnType<typeof drizzle>, accountId: string, id: string) {
-  const row = (await db.select().from(batches).where(and(eq(batches.id, id), eq(batches.accountId, accountId))).limit(1))[0];
+  const row = (
+    await db
+      .select()
+      .from(batches)
+      .where(and(eq(batches.id, id), eq(batches.accountId, accountId)))
+      .limit(1)
+  )[0];
   if (!row) throw notFound(`Batch ${id}`);
   return row;
 }
@@ -30,7 +36,9 @@ export const batchRoutes = new Hono<AppEnv>()
   .post("/batches", zValidator("json", createBatchRequestSchema), async (c) => {
     const { parallel, total } = c.req.valid("json");
     const id = newId("batch");
-    await drizzle(c.env.DB).insert(batches).values({ id, accountId: c.get("accountId"), parallel, total, createdAt: Date.now() });
+    await drizzle(c.env.DB)
+      .insert(batches)
+      .values({ id, accountId: c.get("accountId"), parallel, total, createdAt: Date.now() });
     return c.json({ batch_id: id }, 201);
   })
   .post("/batches/:id/executions", zValidator("json", addBatchExecutionsRequestSchema), async (c) => {
@@ -66,12 +74,17 @@ export const batchRoutes = new Hono<AppEnv>()
     const accountId = c.get("accountId");
     const db = drizzle(c.env.DB);
     const original = (
-      await db.select().from(executions).where(and(eq(executions.id, c.req.param("id")), eq(executions.accountId, accountId))).limit(1)
+      await db
+        .select()
+        .from(executions)
+        .where(and(eq(executions.id, c.req.param("id")), eq(executions.accountId, accountId)))
+        .limit(1)
     )[0];
     if (!original) throw notFound(`Execution ${c.req.param("id")}`);
     // Env values live only with the scheduler's task, so the retry is rebuilt from there.
     const payload = await schedulerFor(c.env, accountId).payloadOf(original.id);
-    if (!payload) throw new ApiError(409, "conflict", `Execution ${original.id} can no longer be retried`, "Run it again with `rgrid run`.");
+    if (!payload)
+      throw new ApiError(409, "conflict", `Execution ${original.id} can no longer be retried`, "Run it again with `rgrid run`.");
     const batch = original.batchId ? await ownedBatch(db, accountId, original.batchId) : null;
     const { views, created } = await submitExecutions(
       c.env,

@@ -2,12 +2,7 @@ import { and, asc, desc, eq, lt, or, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { Hono } from "hono";
 import { z } from "zod";
-import {
-  createExecutionRequestSchema,
-  missingBlobsRequestSchema,
-  type ArtifactView,
-  type LogPage,
-} from "../../../shared/src/executions";
+import { createExecutionRequestSchema, missingBlobsRequestSchema, type ArtifactView, type LogPage } from "../../../shared/src/executions";
 import { executionStatusSchema, isFinalStatus, type ExecutionStatus } from "../../../shared/src/lifecycle";
 import { artifacts, events, executions } from "../db/schema";
 import type { AppEnv } from "../env";
@@ -104,7 +99,10 @@ export const executionRoutes = new Hono<AppEnv>()
   })
   .get(
     "/executions/:id/logs",
-    zValidator("query", z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(5000).default(1000) })),
+    zValidator(
+      "query",
+      z.object({ after: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(5000).default(1000) }),
+    ),
     async (c) => {
       const row = await ownedExecution(drizzle(c.env.DB), c.get("accountId"), c.req.param("id"));
       const { after, limit } = c.req.valid("query");
@@ -124,7 +122,12 @@ export const executionRoutes = new Hono<AppEnv>()
   )
   .get("/executions/:id/stream", async (c) => {
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
-      throw new ApiError(426 as 400, "bad_request", "This endpoint speaks WebSocket", "Connect with a WebSocket client, or poll /logs instead.");
+      throw new ApiError(
+        426 as 400,
+        "bad_request",
+        "This endpoint speaks WebSocket",
+        "Connect with a WebSocket client, or poll /logs instead.",
+      );
     }
     const row = await ownedExecution(drizzle(c.env.DB), c.get("accountId"), c.req.param("id"));
     const after = Number(c.req.query("after") ?? 0);

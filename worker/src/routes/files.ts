@@ -37,7 +37,12 @@ export const fileRoutes = new Hono<AppEnv>()
       // R2 checks the sha256 itself: content-addressed blobs cannot be poisoned with other bytes.
       await c.env.ARTIFACTS.put(target.key, body, { sha256: target.sha256 });
     } catch (error) {
-      throw new ApiError(400, "bad_request", `Upload rejected: ${String(error)}`, "The file changed while uploading; run the command again.");
+      throw new ApiError(
+        400,
+        "bad_request",
+        `Upload rejected: ${String(error)}`,
+        "The file changed while uploading; run the command again.",
+      );
     }
     return c.json({ stored: target.key });
   })
