@@ -292,7 +292,24 @@ export class ApiClient {
    * failures are retried with backoff. `body` is a factory so each retry gets a fresh stream.
    */
   async fetchSigned(url: string, init: SignedRequestInit = {}): Promise<Response> {
-    const attempts = this.attempts;
+    return this.withNetworkRetries(this.attempts, () => {
+      const body = init.body?.();
+      return fetch(url, {
+        method: init.method ?? "GET",
+        headers: init.headers ?? {},
+        body: body ?? null,
+        // Streams need half-duplex; harmless for other bodies.
+        ...(body ? { duplex: "half" } : {}),
+        signal: AbortSignal.timeout(init.timeoutMs ?? 15 * 60_000),
+      } as RequestInit);
+    });
+  }
+
+  /**
+   * Runs `send` until it gets any HTTP response, retrying network failures with exponential
+   * backoff and a visible notice; a failure that retrying cannot fix ends it at once.
+   */
+  private async withNetworkRetries(attempts: number, send: () => Promise<Response>): Promise<Response> {
     let last: NetworkError | undefined;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (attempt > 1) {
@@ -300,15 +317,7 @@ export class ApiClient {
         await sleep(this.retryBaseMs * 2 ** (attempt - 2));
       }
       try {
-        const body = init.body?.();
-        return await fetch(url, {
-          method: init.method ?? "GET",
-          headers: init.headers ?? {},
-          body: body ?? null,
-          // Streams need half-duplex; harmless for other bodies.
-          ...(body ? { duplex: "half" } : {}),
-          signal: AbortSignal.timeout(init.timeoutMs ?? 15 * 60_000),
-        } as RequestInit);
+        return await send();
       } catch (error) {
         const network = toNetworkError(error);
         if (!network) throw error;
@@ -341,28 +350,14 @@ export class ApiClient {
       headers["Content-Type"] = "application/json";
       body = JSON.stringify(options.body);
     }
-    const attempts = options.retry === false ? 1 : this.attempts;
-    let last: NetworkError | undefined;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      if (attempt > 1) {
-        this.log.write(`Connection lost. Retrying... (attempt ${attempt}/${attempts})\n`);
-        await sleep(this.retryBaseMs * 2 ** (attempt - 2));
-      }
-      try {
-        return await fetch(url, {
-          method,
-          headers,
-          body: body ?? null,
-          signal: AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs),
-        });
-      } catch (error) {
-        const network = toNetworkError(error);
-        if (!network) throw error;
-        last = network;
-        if (!network.retryable) break;
-      }
-    }
-    throw this.unreachable(last);
+    return this.withNetworkRetries(options.retry === false ? 1 : this.attempts, () =>
+      fetch(url, {
+        method,
+        headers,
+        body: body ?? null,
+        signal: AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs),
+      }),
+    );
   }
 
   private url(path: string): string {

@@ -110,3 +110,45 @@ export function describeDownloads(files: readonly DownloadedFile[], dir: string,
   const where = path.resolve(dir) === path.resolve(cwd) ? "" : ` into ${path.relative(cwd, dir) || dir}`;
   return `✓ Downloaded${where}: ${files.map((f) => `${f.path} (${formatBytes(f.size)})`).join(", ")}`;
 }
+
+/**
+ * After an execution ends: downloads its outputs into `dir` and says what came back, or, with
+ * `remoteOnly`, says how many stayed remote and how to fetch them.
+ */
+export async function deliverOutputs(
+  api: ApiClient,
+  executionId: string,
+  dir: string,
+  options: { remoteOnly: boolean; cwd: string; stderr: { write(text: string): unknown } },
+): Promise<void> {
+  const { artifacts } = await api.listArtifacts(executionId);
+  if (artifacts.length === 0) return;
+  if (options.remoteOnly) {
+    options.stderr.write(
+      `${artifacts.length} output file${artifacts.length === 1 ? "" : "s"} kept remote. Fetch them with: rgrid download ${executionId}\n`,
+    );
+    return;
+  }
+  const downloaded = await downloadOutputs(api, artifacts, dir);
+  options.stderr.write(`${describeDownloads(downloaded, dir, options.cwd)}\n`);
+}
+
+/**
+ * The artifacts of an execution, or `null` after telling the user why there are none yet (still
+ * running) or at all (it wrote nothing).
+ */
+export async function artifactsOrExplain(
+  api: ApiClient,
+  executionId: string,
+  stderr: { write(text: string): unknown },
+): Promise<ArtifactView[] | null> {
+  const { artifacts } = await api.listArtifacts(executionId);
+  if (artifacts.length > 0) return artifacts;
+  const view = await api.getExecution(executionId);
+  stderr.write(
+    view.finished_at === null
+      ? `${executionId} is ${view.status}; outputs appear when it finishes.\n`
+      : `${executionId} wrote no output files.\n`,
+  );
+  return null;
+}

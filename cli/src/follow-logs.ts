@@ -1,6 +1,7 @@
 import type { ExecutionStatus, LogLine, LogPage, LogStreamStatus } from "../../shared/src/index";
 import type { ApiClient } from "./api-client";
 import { streamLogs } from "./log-stream-client";
+import { abortableSleep } from "./abortable-sleep";
 
 /**
  * Following an execution's logs until it is final, over the WebSocket stream (reconnecting and
@@ -31,19 +32,6 @@ export type FollowResult =
   { kind: "complete"; status: ExecutionStatus; lastSeq: number; droppedLines: number } | { kind: "detached"; lastSeq: number };
 
 const PAGE_LIMIT = 1000;
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
 
 /**
  * Says "Auto-retry n/max after <reason>" once per automatic retry it learns of, whichever
@@ -123,7 +111,7 @@ async function pollLogs(
     options.onStatus?.(page.status);
     if (page.complete) return { kind: "complete", status: page.status, lastSeq: lastSeq(), droppedLines: page.dropped_lines };
     // A full page means more is waiting: fetch it at once.
-    if (page.lines.length < PAGE_LIMIT) await sleep(pollMs, signal);
+    if (page.lines.length < PAGE_LIMIT) await abortableSleep(pollMs, signal);
   }
 }
 

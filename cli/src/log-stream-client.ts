@@ -1,6 +1,7 @@
 import WebSocket from "ws";
 import { logStreamMessageSchema, type ExecutionStatus, type LogLine, type LogStreamStatus } from "../../shared/src/index";
 import { UserError } from "./errors";
+import { abortableSleep } from "./abortable-sleep";
 
 /**
  * The live log stream of one execution (`GET /api/v1/executions/:id/stream?after=SEQ`, a
@@ -100,7 +101,7 @@ export async function streamLogs(options: StreamOptions): Promise<StreamResult> 
             `The execution keeps running. Reattach with: rgrid logs ${options.executionId} --follow`,
           );
         }
-        await sleep(backoff, options.signal);
+        await abortableSleep(backoff, options.signal);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
     }
@@ -189,18 +190,5 @@ function connectOnce(options: StreamOptions, after: number, deliver: (line: LogL
     });
     socket.on("close", (code) => finish({ kind: "dropped", opened, reason: `closed with code ${code}` }));
     socket.on("error", (error: NodeJS.ErrnoException) => finish({ kind: "dropped", opened, reason: error.code ?? error.message }));
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
   });
 }

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { build } from "esbuild";
+import { cliBundle } from "../../scripts/bundles.mjs";
 
 /** Runs the real, built CLI as a child process, the way a user would. */
 
@@ -20,17 +21,7 @@ let built: Promise<void> | undefined;
 export function ensureCliBuilt(): Promise<void> {
   built ??= (async () => {
     const temp = `${bundle}.${process.pid}.tmp`;
-    await build({
-      entryPoints: [path.join(repoRoot, "cli", "src", "main.ts")],
-      outfile: temp,
-      bundle: true,
-      platform: "node",
-      target: "node20",
-      format: "cjs",
-      logLevel: "warning",
-      // ws loads these native speed-ups when present and falls back to plain JS without them.
-      external: ["bufferutil", "utf-8-validate"],
-    });
+    await build({ ...cliBundle, outfile: temp });
     fs.renameSync(temp, bundle);
   })();
   return built;

@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { build } from "esbuild";
+import { agentBundle as agentBundleOptions } from "../../scripts/bundles.mjs";
 import { cliBin, cliEnv, nodeForStack, repoRoot } from "./cli";
 import { startLocalStack, type LocalStack, type StartLocalStackOptions } from "./local-stack";
 
@@ -21,16 +22,7 @@ let agentBuilt: Promise<void> | undefined;
 export function ensureAgentBuilt(): Promise<void> {
   agentBuilt ??= (async () => {
     const temp = `${agentBundle}.${process.pid}.tmp.mjs`;
-    await build({
-      entryPoints: [path.join(repoRoot, "agent", "src", "main.ts")],
-      outfile: temp,
-      bundle: true,
-      platform: "node",
-      target: "node20",
-      format: "esm",
-      packages: "external",
-      logLevel: "warning",
-    });
+    await build({ ...agentBundleOptions, outfile: temp });
     fs.renameSync(temp, agentBundle);
   })();
   return agentBuilt;

@@ -46,7 +46,23 @@ export interface StartLocalStackOptions {
   args?: string[];
 }
 
+/**
+ * Starts a stack, on a fresh port again if wrangler lost a race for one: a free port picked here can
+ * be taken by another test file's wrangler (which binds internal sockets on random ports) before
+ * this one binds it.
+ */
 export async function startLocalStack(options: StartLocalStackOptions = {}): Promise<LocalStack> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startLocalStackOnce(options);
+    } catch (error) {
+      const portRace = error instanceof Error && /Address already in use|EADDRINUSE|is already in use/.test(error.message);
+      if (!portRace || options.port !== undefined || attempt >= 3) throw error;
+    }
+  }
+}
+
+async function startLocalStackOnce(options: StartLocalStackOptions): Promise<LocalStack> {
   await ensureCliBuilt();
   const home = options.home ?? tempHome("rgrid-stack-");
   const port = options.port ?? (await freePort());

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
-import { describeDownloads, downloadOutputs } from "../download-outputs";
+import { artifactsOrExplain, describeDownloads, downloadOutputs } from "../download-outputs";
 import { UserError } from "../errors";
 
 export interface DownloadOptions {
@@ -20,16 +20,8 @@ export async function download(executionId: string, options: DownloadOptions, ct
     );
   }
   const api = connect(ctx);
-  const { artifacts } = await api.listArtifacts(executionId);
-  if (artifacts.length === 0) {
-    const view = await api.getExecution(executionId);
-    ctx.terminal.stderr.write(
-      view.finished_at === null
-        ? `${executionId} is ${view.status}; outputs appear when it finishes.\n`
-        : `${executionId} wrote no output files.\n`,
-    );
-    return;
-  }
+  const artifacts = await artifactsOrExplain(api, executionId, ctx.terminal.stderr);
+  if (!artifacts) return;
   fs.mkdirSync(dir, { recursive: true });
   const files = await downloadOutputs(api, artifacts, dir);
   ctx.terminal.stderr.write(`${describeDownloads(files, dir, ctx.cwd)}\n`);

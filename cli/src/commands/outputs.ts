@@ -1,21 +1,14 @@
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
+import { artifactsOrExplain } from "../download-outputs";
 import { formatBytes, formatTable } from "../human-format";
 
 /** `rgrid outputs ID`: the files an execution wrote, with their sizes. */
 export async function outputs(executionId: string, ctx: CommandContext): Promise<void> {
   const api = connect(ctx);
-  const { artifacts } = await api.listArtifacts(executionId);
+  const artifacts = await artifactsOrExplain(api, executionId, ctx.terminal.stderr);
+  if (!artifacts) return;
   const out = ctx.terminal.stdout;
-  if (artifacts.length === 0) {
-    const view = await api.getExecution(executionId);
-    ctx.terminal.stderr.write(
-      view.finished_at === null
-        ? `${executionId} is ${view.status}; outputs appear when it finishes.\n`
-        : `${executionId} wrote no output files.\n`,
-    );
-    return;
-  }
   out.write(
     formatTable(
       ["PATH", "SIZE"],

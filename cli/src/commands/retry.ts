@@ -4,7 +4,7 @@ import { layoutFrom, type BatchOptions } from "../batch/run-batch";
 import { watchBatch } from "../batch/watch-batch";
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
-import { describeDownloads, downloadOutputs } from "../download-outputs";
+import { deliverOutputs } from "../download-outputs";
 import { UserError } from "../errors";
 import { exitCodeFor } from "../explain-failure";
 import { LogPrinter } from "../log-printer";
@@ -66,17 +66,7 @@ async function retryOne(id: string, options: RetryOptions, ctx: CommandContext):
     const layout = layoutFrom(options, ctx.cwd);
     if (member && layout.kind === "folders") dir = `${layout.root}/${member.folder}`;
   }
-  const { artifacts } = await api.listArtifacts(view.id);
-  if (artifacts.length > 0) {
-    if (options.remoteOnly) {
-      stderr.write(
-        `${artifacts.length} output file${artifacts.length === 1 ? "" : "s"} kept remote. Fetch them with: rgrid download ${view.id}\n`,
-      );
-    } else {
-      const downloaded = await downloadOutputs(api, artifacts, dir);
-      stderr.write(`${describeDownloads(downloaded, dir, ctx.cwd)}\n`);
-    }
-  }
+  await deliverOutputs(api, view.id, dir, { remoteOnly: options.remoteOnly === true, cwd: ctx.cwd, stderr });
   reportOutcome(view, printer, ctx);
   return exitCodeFor(view);
 }

@@ -10,7 +10,7 @@ import {
 import type { ApiClient } from "../api-client";
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
-import { describeDownloads, downloadOutputs } from "../download-outputs";
+import { deliverOutputs } from "../download-outputs";
 import { UserError } from "../errors";
 import { exitCodeFor, explainFailure, formatExplanation } from "../explain-failure";
 import { followLogs } from "../follow-logs";
@@ -245,17 +245,7 @@ export async function run(script: string, args: readonly string[], options: RunO
   const view = await followExecution(api, created.id, printer, ctx, noAgentNotice(api, ctx, Date.now()));
   if (!view) return 130;
 
-  const { artifacts } = await api.listArtifacts(view.id);
-  if (artifacts.length > 0) {
-    if (options.remoteOnly) {
-      stderr.write(
-        `${artifacts.length} output file${artifacts.length === 1 ? "" : "s"} kept remote. Fetch them with: rgrid download ${view.id}\n`,
-      );
-    } else {
-      const downloaded = await downloadOutputs(api, artifacts, ctx.cwd);
-      stderr.write(`${describeDownloads(downloaded, ctx.cwd, ctx.cwd)}\n`);
-    }
-  }
+  await deliverOutputs(api, view.id, ctx.cwd, { remoteOnly: options.remoteOnly === true, cwd: ctx.cwd, stderr });
   reportOutcome(view, printer, ctx);
   return exitCodeFor(view);
 }
