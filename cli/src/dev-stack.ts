@@ -22,6 +22,8 @@ import { ApiError, UserError } from "./errors";
  */
 
 export const DEFAULT_DEV_PORT = 8787;
+/** How long the local agent gets to hand back its tasks when `rgrid dev` stops, before SIGKILL. */
+const AGENT_STOP_GRACE_MS = 8000;
 const MIN_WRANGLER_NODE: readonly [number, number] = [22, 12];
 
 export interface DevStackOptions {
@@ -289,7 +291,10 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     child.once("exit", () => children.delete(child));
     return child;
   };
+  let agentChild: ChildProcess | undefined;
   const stopAll = async () => {
+    // The agent first, while the control plane can still take back what it was running; then the rest.
+    if (agentChild) await stopChild(agentChild, AGENT_STOP_GRACE_MS);
     await Promise.all([...children].map((child) => stopChild(child)));
   };
   const killAllNow = () => {
@@ -346,6 +351,8 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
           RGRID_AGENT_STATE_DIR: path.join(dir, "agent"),
           RGRID_AGENT_LOCAL: "true",
           RGRID_AGENT_NAME: "local",
+          // Ctrl-C on `rgrid dev` should stop promptly: running tasks are handed back, not waited for.
+          RGRID_AGENT_GRACE_SECONDS: env.RGRID_AGENT_GRACE_SECONDS ?? "3",
           ...(options.agent?.slots ? { RGRID_AGENT_SLOTS: String(options.agent.slots) } : {}),
         },
         stdio: ["ignore", agentFd, agentFd],
@@ -353,7 +360,11 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       });
       fs.closeSync(agentFd);
       children.add(agent);
-      agent.once("exit", () => children.delete(agent));
+      agentChild = agent;
+      agent.once("exit", () => {
+        children.delete(agent);
+        agentChild = undefined;
+      });
       await waitForAgent(url, credentials.apiKey, agent, agentLog, signal);
     }
     signal?.removeEventListener("abort", onAbort);
