@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { isFinalStatus, type ArtifactView, type BatchView, type ExecutionView } from "../../../shared/src/index";
+import { abortableSleep } from "../abortable-sleep";
 import type { ApiClient } from "../api-client";
 import type { CommandContext } from "../context";
 import { downloadOutputs } from "../download-outputs";
@@ -41,18 +42,6 @@ const EXPLAINED_FAILURES = 20;
 const DOWNLOAD_CONCURRENCY = 3;
 /** How long counts may show nothing active yet fewer executions than the batch's size before rgrid stops waiting (an interrupted submission). */
 const INCOMPLETE_GRACE_MS = 15_000;
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 
 /** Ctrl-C, and `q` on a terminal, abort the returned signal; `dispose` restores the terminal. */
 function listenForDetach(ctx: CommandContext): { signal: AbortSignal; dispose: () => void } {
@@ -195,7 +184,7 @@ export async function watchBatch(options: WatchBatchOptions): Promise<number> {
       }
       display.update(figures, now - batch.created_at);
       if (finished) break;
-      await sleep(pollMs, detach.signal);
+      await abortableSleep(pollMs, detach.signal);
       if (detach.signal.aborted) {
         display.stop();
         stderr.write(`Detached. The batch keeps running. Reattach with: rgrid watch ${batchId}\n`);
