@@ -376,12 +376,13 @@ export class AccountScheduler extends DurableObject<Env> {
 
   async readLogs(executionId: string, afterSeq: number, limit: number): Promise<LogRead> {
     const lines = this.logsAfter(executionId, afterSeq, limit);
+    const row = this.task(executionId);
     return {
       lines,
       lastSeq: lines.at(-1)?.seq ?? afterSeq,
-      state: this.task(executionId)?.state ?? null,
+      state: row?.state ?? null,
       droppedLines: this.droppedLines(executionId),
-      retries: this.task(executionId)?.retries ?? 0,
+      retries: row?.retries ?? 0,
     };
   }
 
