@@ -470,34 +470,42 @@ export class AccountScheduler extends DurableObject<Env> {
     }
     const now = Date.now();
     if (result.transient && row.retries < MAX_RETRIES) {
-      this.ctx.storage.transactionSync(() => {
-        this.sql.exec(
-          "UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, retries = retries + 1 WHERE execution_id = ?",
-          executionId,
-        );
-        this.outbox.add(
-          this.mirror().requeued(executionId, row.attempt, row.retries + 1, "setup failure", result.error_message, false, now),
-        );
-      });
-      this.publishStatus(executionId, "setup failure");
+      this.retryLater(row, "setup failure", result.error_message, false, now);
       return "retrying";
     }
+    this.finish(row, { ...result, outputs: result.outputs ?? [] }, now);
+    return "accepted";
+  }
+
+  /** Queues the execution again as its next automatic retry, after a setup failure or a lost worker. */
+  private retryLater(row: TaskRow, reason: string, detail: string | null, workerLost: boolean, now: number): void {
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec(
+        "UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, retries = retries + 1 WHERE execution_id = ?",
+        row.execution_id,
+      );
+      this.outbox.add(this.mirror().requeued(row.execution_id, row.attempt, row.retries + 1, reason, detail, workerLost, now));
+    });
+    this.publishStatus(row.execution_id, reason);
+  }
+
+  /** Records the attempt's result as the execution's final state and ends its log stream. */
+  private finish(row: TaskRow, result: Parameters<D1Mirror["finished"]>[2], now: number): void {
     const payload = JSON.parse(row.payload) as TaskPayload;
     this.ctx.storage.transactionSync(() => {
-      this.sql.exec("UPDATE tasks SET state = ?, lease_expires_at = NULL WHERE execution_id = ?", result.status, executionId);
+      this.sql.exec("UPDATE tasks SET state = ?, lease_expires_at = NULL WHERE execution_id = ?", result.status, row.execution_id);
       this.outbox.add(
         this.mirror().finished(
-          executionId,
+          row.execution_id,
           row.attempt,
-          { ...result, outputs: result.outputs ?? [] },
+          result,
           payload.cpus,
-          (path) => outputKey(executionId, row.attempt, path),
+          (path) => outputKey(row.execution_id, row.attempt, path),
           now,
         ),
       );
     });
-    this.endStream(executionId, result.status);
-    return "accepted";
+    this.endStream(row.execution_id, result.status);
   }
 
   /**
@@ -600,46 +608,19 @@ export class AccountScheduler extends DurableObject<Env> {
       .toArray();
     for (const row of lapsed) {
       if (row.retries < MAX_RETRIES) {
-        this.ctx.storage.transactionSync(() => {
-          this.sql.exec(
-            "UPDATE tasks SET state = 'queued', worker_id = NULL, lease_expires_at = NULL, retries = retries + 1 WHERE execution_id = ?",
-            row.execution_id,
-          );
-          this.outbox.add(
-            this.mirror().requeued(
-              row.execution_id,
-              row.attempt,
-              row.retries + 1,
-              "worker failure",
-              "heartbeat lost: the lease lapsed",
-              true,
-              now,
-            ),
-          );
-        });
-        this.publishStatus(row.execution_id, "worker failure");
+        this.retryLater(row, "worker failure", "heartbeat lost: the lease lapsed", true, now);
       } else {
-        const payload = JSON.parse(row.payload) as TaskPayload;
-        this.ctx.storage.transactionSync(() => {
-          this.sql.exec("UPDATE tasks SET state = 'failed', lease_expires_at = NULL WHERE execution_id = ?", row.execution_id);
-          this.outbox.add(
-            this.mirror().finished(
-              row.execution_id,
-              row.attempt,
-              {
-                status: "failed",
-                exit_code: null,
-                duration_ms: 0,
-                error_message: `Worker lost after ${MAX_RETRIES} automatic retries; giving up. Check your agents (\`rgrid dev\` locally).`,
-                outputs: [],
-              },
-              payload.cpus,
-              (path) => outputKey(row.execution_id, row.attempt, path),
-              now,
-            ),
-          );
-        });
-        this.endStream(row.execution_id, "failed");
+        this.finish(
+          row,
+          {
+            status: "failed",
+            exit_code: null,
+            duration_ms: 0,
+            error_message: `Worker lost after ${MAX_RETRIES} automatic retries; giving up. Check your agents (\`rgrid dev\` locally).`,
+            outputs: [],
+          },
+          now,
+        );
       }
     }
     if (lapsed.length > 0) {
