@@ -168,8 +168,7 @@ async function main(): Promise<number> {
     await runtime.close();
     return 1;
   }
-  // run() returns once leasing stopped; shutdown() is still draining running tasks.
-  await loop.shutdown(env.graceSeconds * 1000);
+  // run() returns once the shutdown's drain is over (it heartbeats until then).
   await runtime.close();
   agentLog("stopped");
   return 0;
