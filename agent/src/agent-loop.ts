@@ -104,7 +104,10 @@ export class AgentLoop {
     }
   }
 
-  /** The attempts running here, so the control plane can requeue a lease whose response never arrived. */
+  /**
+   * The attempts running here: heartbeats extend their leases, and lease requests list them so the
+   * control plane can requeue a lease whose response never arrived.
+   */
   private holding(): { execution_id: string; attempt: number }[] {
     return [...this.running.values()].map((r) => ({ execution_id: r.task.execution_id, attempt: r.task.attempt }));
   }
@@ -178,9 +181,8 @@ export class AgentLoop {
 
   private async heartbeat(): Promise<void> {
     if (this.running.size === 0 || this.fatal !== null) return;
-    const leases = [...this.running.values()].map((r) => ({ execution_id: r.task.execution_id, attempt: r.task.attempt }));
     try {
-      const { revoked } = await this.api.heartbeat({ leases });
+      const { revoked } = await this.api.heartbeat({ leases: this.holding() });
       this.reachable();
       for (const r of revoked) {
         const entry = this.running.get(`${r.execution_id}#${r.attempt}`);
