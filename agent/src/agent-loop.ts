@@ -1,3 +1,4 @@
+import { abortableSleep } from "../../shared/src/abortable-sleep";
 import type { Task } from "../../shared/src/agent-protocol";
 import { ApiUnreachableError, CredentialRejectedError, type ControlPlane, StaleAttemptError } from "./control-plane";
 import { agentLog, describeError } from "./log";
@@ -78,7 +79,7 @@ export class AgentLoop {
     if (this.running.size > 0) {
       agentLog(`shutting down: waiting up to ${Math.round(graceMs / 1000)}s for ${this.running.size} running task(s)`);
       const all = Promise.all([...this.running.values()].map((r) => r.done));
-      const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
+      const timedOut = await Promise.race([all.then(() => false), abortableSleep(graceMs).then(() => true)]);
       if (timedOut) {
         agentLog(`grace period over: stopping ${this.running.size} task(s) and handing them back`);
         const unfinished = [...this.running.values()].map((r) => r.task);
@@ -146,7 +147,7 @@ export class AgentLoop {
         }
         if (err instanceof ApiUnreachableError) this.unreachable(err);
         else agentLog(`lease failed: ${describeError(err)}`);
-        await sleep(backoff, this.stopLeasing.signal);
+        await abortableSleep(backoff, this.stopLeasing.signal);
         backoff = Math.min(backoff * 2, 30_000);
       }
     }
@@ -199,7 +200,7 @@ export class AgentLoop {
 
   private async abortAll(): Promise<void> {
     for (const r of this.running.values()) r.abort.abort();
-    await Promise.race([Promise.all([...this.running.values()].map((r) => r.done)), sleep(15_000)]);
+    await Promise.race([Promise.all([...this.running.values()].map((r) => r.done)), abortableSleep(15_000)]);
   }
 
   private fail(): void {
@@ -221,18 +222,4 @@ export class AgentLoop {
     agentLog(`control plane reachable again after ${Math.round((Date.now() - this.outageSince) / 1000)}s`);
     this.outageSince = null;
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

@@ -1,6 +1,7 @@
 import { readdir, readFile, rename } from "node:fs/promises";
 import path from "node:path";
 import type { z } from "zod";
+import { abortableSleep } from "../../shared/src/abortable-sleep";
 import type { completionStatusSchema, Task } from "../../shared/src/agent-protocol";
 import { interpreterFor, isRuntimeName } from "../../shared/src/runtimes";
 import { ApiUnreachableError, CredentialRejectedError, type ControlPlane, StaleAttemptError } from "./control-plane";
@@ -301,17 +302,7 @@ async function whileUnreachable<T>(call: () => Promise<T>, signal: AbortSignal):
       return await call();
     } catch (err) {
       if (!(err instanceof ApiUnreachableError) || Date.now() > giveUpAt || signal.aborted) throw err;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, backoff);
-        signal.addEventListener(
-          "abort",
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      await abortableSleep(backoff, signal);
       if (signal.aborted) throw err;
       backoff = Math.min(backoff * 2, 30_000);
     }

@@ -1,7 +1,7 @@
 import type { ExecutionStatus, LogLine, LogPage, LogStreamStatus } from "../../shared/src/index";
 import type { ApiClient } from "./api-client";
 import { streamLogs } from "./log-stream-client";
-import { abortableSleep } from "./abortable-sleep";
+import { abortableSleep } from "../../shared/src/abortable-sleep";
 
 /**
  * Following an execution's logs until it is final, over the WebSocket stream (reconnecting and

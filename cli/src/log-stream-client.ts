@@ -1,7 +1,7 @@
 import WebSocket from "ws";
 import { logStreamMessageSchema, type ExecutionStatus, type LogLine, type LogStreamStatus } from "../../shared/src/index";
 import { UserError } from "./errors";
-import { abortableSleep } from "./abortable-sleep";
+import { abortableSleep } from "../../shared/src/abortable-sleep";
 
 /**
  * The live log stream of one execution (`GET /api/v1/executions/:id/stream?after=SEQ`, a

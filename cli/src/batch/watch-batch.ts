@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { isFinalStatus, type ArtifactView, type BatchView, type ExecutionView } from "../../../shared/src/index";
-import { abortableSleep } from "../abortable-sleep";
+import { abortableSleep } from "../../../shared/src/abortable-sleep";
 import type { ApiClient } from "../api-client";
 import type { CommandContext } from "../context";
 import { downloadOutputs } from "../download-outputs";

@@ -1,5 +1,5 @@
 /** Waits `ms`, or less if `signal` aborts first (then resolves, never rejects). */
-export function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const timer = setTimeout(done, ms);
