@@ -311,35 +311,29 @@ async function whileUnreachable<T>(call: () => Promise<T>, signal: AbortSignal):
 
 /** Reports the result, retrying while the control plane is unreachable; a 409 means fenced: drop. */
 async function deliverCompletion(api: ControlPlane, task: Task, c: Completion, signal: AbortSignal): Promise<void> {
-  let backoff = 1000;
-  const giveUpAt = Date.now() + 10 * 60_000;
-  for (;;) {
-    try {
-      await api.complete(task.execution_id, {
-        attempt: task.attempt,
-        status: c.status,
-        exit_code: c.exitCode,
-        duration_ms: Math.max(0, Math.round(c.durationMs)),
-        error_message: c.errorMessage,
-        transient: c.transient,
-        outputs: c.outputs.map(({ absolutePath: _, ...f }) => f),
-      });
-      agentLog(
-        `attempt ${attemptLabel(task)} ${c.status}${c.exitCode !== null ? ` (exit ${c.exitCode})` : ""} in ${(c.durationMs / 1000).toFixed(1)}s`,
-      );
+  try {
+    await whileUnreachable(
+      () =>
+        api.complete(task.execution_id, {
+          attempt: task.attempt,
+          status: c.status,
+          exit_code: c.exitCode,
+          duration_ms: Math.max(0, Math.round(c.durationMs)),
+          error_message: c.errorMessage,
+          transient: c.transient,
+          outputs: c.outputs.map(({ absolutePath: _, ...f }) => f),
+        }),
+      signal,
+    );
+    agentLog(
+      `attempt ${attemptLabel(task)} ${c.status}${c.exitCode !== null ? ` (exit ${c.exitCode})` : ""} in ${(c.durationMs / 1000).toFixed(1)}s`,
+    );
+  } catch (err) {
+    if (err instanceof StaleAttemptError) {
+      agentLog(`completion of attempt ${attemptLabel(task)} refused with 409: it is no longer current; result dropped`);
       return;
-    } catch (err) {
-      if (err instanceof StaleAttemptError) {
-        agentLog(`completion of attempt ${attemptLabel(task)} refused with 409: it is no longer current; result dropped`);
-        return;
-      }
-      if (!(err instanceof ApiUnreachableError) || Date.now() > giveUpAt || signal.aborted) {
-        if (err instanceof CredentialRejectedError) throw err;
-        agentLog(`could not report completion of attempt ${attemptLabel(task)}: ${describeError(err)}`);
-        return;
-      }
-      await new Promise((r) => setTimeout(r, backoff));
-      backoff = Math.min(backoff * 2, 30_000);
     }
+    if (err instanceof CredentialRejectedError) throw err;
+    agentLog(`could not report completion of attempt ${attemptLabel(task)}: ${describeError(err)}`);
   }
 }
