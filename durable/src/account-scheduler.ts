@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { CompleteRequest } from "../../shared/src/agent-protocol";
 import type { LogLine } from "../../shared/src/executions";
-import type { ExecutionStatus } from "../../shared/src/lifecycle";
+import { isFinalStatus, type ExecutionStatus } from "../../shared/src/lifecycle";
 import type { LogStreamStatus } from "../../shared/src/log-stream";
 import type { Env } from "../../worker/src/env";
 import { D1Mirror } from "./d1-mirror";
@@ -395,7 +395,7 @@ export class AccountScheduler extends DurableObject<Env> {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
     const row = this.task(executionId);
-    const final = row && !["queued", "leased", "running"].includes(row.state) ? (row.state as ExecutionStatus) : null;
+    const final = row && isFinalStatus(row.state) ? row.state : null;
     return this.fanout.subscribe(
       executionId,
       (afterSeq, limit) => this.logsAfter(executionId, afterSeq, limit),
@@ -538,7 +538,7 @@ export class AccountScheduler extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       for (const id of executionIds) {
         const row = this.task(id);
-        if (!row || !["queued", "leased", "running"].includes(row.state)) continue;
+        if (!row || isFinalStatus(row.state)) continue;
         this.sql.exec("UPDATE tasks SET state = 'cancelled', lease_expires_at = NULL WHERE execution_id = ?", id);
         this.outbox.add(this.mirror().cancelled(id, row.attempt, now));
         cancelled.push({ id, attempt: row.attempt });

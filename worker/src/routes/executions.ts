@@ -108,7 +108,7 @@ export const executionRoutes = new Hono<AppEnv>()
       const { after, limit } = c.req.valid("query");
       const read = await schedulerFor(c.env, c.get("accountId")).readLogs(row.id, after, limit);
       const status = (read.state ?? row.status) as ExecutionStatus;
-      const final = ["succeeded", "failed", "timed_out", "cancelled"].includes(status);
+      const final = isFinalStatus(status);
       const body: LogPage = {
         lines: read.lines,
         last_seq: read.lastSeq,
