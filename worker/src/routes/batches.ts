@@ -8,13 +8,14 @@ import {
   type BatchCounts,
   type BatchView,
 } from "../../../shared/src/batches";
-import { batches, executions } from "../db/schema";
+import { batches } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError, notFound } from "../http-error";
 import { newId } from "../ids";
 import { schedulerFor } from "../scheduler-stub";
 import { submitExecutions } from "../submit-executions";
 import { zValidator } from "../validation";
+import { ownedExecution } from "./executions";
 
 async function ownedBatch(db: ReturnType<typeof drizzle>, accountId: string, id: string) {
   const row = (
@@ -73,14 +74,7 @@ export const batchRoutes = new Hono<AppEnv>()
   .post("/executions/:id/retry", zValidator("json", retryRequestSchema), async (c) => {
     const accountId = c.get("accountId");
     const db = drizzle(c.env.DB);
-    const original = (
-      await db
-        .select()
-        .from(executions)
-        .where(and(eq(executions.id, c.req.param("id")), eq(executions.accountId, accountId)))
-        .limit(1)
-    )[0];
-    if (!original) throw notFound(`Execution ${c.req.param("id")}`);
+    const original = await ownedExecution(db, accountId, c.req.param("id"));
     // Env values live only with the scheduler's task, so the retry is rebuilt from there.
     const payload = await schedulerFor(c.env, accountId).payloadOf(original.id);
     if (!payload)

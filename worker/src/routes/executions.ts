@@ -14,7 +14,7 @@ import { submitExecutions } from "../submit-executions";
 import { zValidator } from "../validation";
 
 /** Every lookup is by account first: another tenant's execution is simply "not found". */
-async function ownedExecution(db: ReturnType<typeof drizzle>, accountId: string, id: string) {
+export async function ownedExecution(db: ReturnType<typeof drizzle>, accountId: string, id: string) {
   const row = (
     await db
       .select()
