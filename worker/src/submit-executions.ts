@@ -108,11 +108,11 @@ export async function submitExecutions(
         ).bind(accountId, row.id, `queued ${row.scriptName}`, now, `${row.id}:0:queued`),
       ),
     );
-    const envByKey = new Map(fresh.map((r) => [r.idempotency_key, r]));
+    const requestByKey = new Map(fresh.map((r) => [r.idempotency_key, r]));
     await schedulerFor(env, accountId).enqueue(
       accountId,
       winners.map((row) => {
-        const request = envByKey.get(row.idempotencyKey);
+        const request = requestByKey.get(row.idempotencyKey);
         const payload: TaskPayload = {
           script: { path: row.scriptName, sha256: row.scriptHash },
           inputs: request?.inputs ?? [],
