@@ -25,7 +25,7 @@ export async function hashFiles(files: readonly LocalFile[]): Promise<HashedFile
 
 /**
  * Uploads only the blobs the server lacks (content-addressed, so an unchanged file is never sent
- * twice), streamed from disk, four at a time. Each retry reopens the file.
+ * twice), streamed from disk, UPLOAD_CONCURRENCY at a time. Each retry reopens the file.
  */
 export async function uploadMissing(api: ApiClient, files: readonly HashedFile[]): Promise<UploadSummary> {
   const bySha = new Map(files.map((f) => [f.sha256, f]));
