@@ -55,7 +55,7 @@ exit 0
 export type WarmMode = "reuse" | "discard";
 
 export interface WarmPoolOptions {
-  /** Warm containers kept at most (one per slot). */
+  /** Warm containers kept at most (the agent asks for one per slot, plus a spare). */
   capacity: number;
   /** What to warm at start-up: the common runtime with the default limits. */
   shapes: SandboxShape[];
