@@ -28,8 +28,8 @@ import { ApiError, UserError } from "./errors";
 /**
  * The one HTTP client every command uses. Responses are parsed with zod (never cast), API error
  * bodies become `ApiError`s carrying the server's message and hint, and network failures are
- * retried with exponential backoff. Later steps add methods (executions, uploads, downloads) on
- * top of `request` / `fetchWithRetry`.
+ * retried with exponential backoff. Each API call is a small method on top of `request` /
+ * `fetchWithRetry`; signed blob and output URLs go through `fetchSigned`.
  *
  * @example
  *   const api = new ApiClient({ baseUrl: profile.apiUrl, apiKey: profile.apiKey });
