@@ -4,6 +4,7 @@ import type { LogLine } from "../../shared/src/executions";
 import { isFinalStatus, type ExecutionStatus } from "../../shared/src/lifecycle";
 import type { LogStreamStatus } from "../../shared/src/log-stream";
 import type { Env } from "../../worker/src/env";
+import { storageKeys } from "../../worker/src/signed-urls";
 import { D1Mirror } from "./d1-mirror";
 import { D1Outbox } from "./d1-outbox";
 import { LeaseWaiters } from "./lease-waiters";
@@ -500,7 +501,7 @@ export class AccountScheduler extends DurableObject<Env> {
           row.attempt,
           result,
           payload.cpus,
-          (path) => outputKey(row.execution_id, row.attempt, path),
+          (path) => storageKeys.output(row.execution_id, row.attempt, path),
           now,
         ),
       );
@@ -637,9 +638,4 @@ export class AccountScheduler extends DurableObject<Env> {
     );
     if (candidates.length > 0) await this.ctx.storage.setAlarm(Math.min(...candidates));
   }
-}
-
-/** Outputs are stored per attempt, so a fenced attempt's late upload can never overwrite the winner's. */
-function outputKey(executionId: string, attempt: number, path: string): string {
-  return `executions/${executionId}/attempts/${attempt}/outputs/${path}`;
 }
