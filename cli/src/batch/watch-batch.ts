@@ -163,6 +163,12 @@ export async function watchBatch(options: WatchBatchOptions): Promise<number> {
     pump();
   };
 
+  const reportDetached = () => {
+    display.stop();
+    stderr.write(`Detached. The batch keeps running. Reattach with: rgrid watch ${batchId}\n`);
+    return 130;
+  };
+
   let batch: BatchView;
   let listedAtFinished = -1;
   let listedAt = 0;
@@ -185,19 +191,11 @@ export async function watchBatch(options: WatchBatchOptions): Promise<number> {
       display.update(figures, now - batch.created_at);
       if (finished) break;
       await abortableSleep(pollMs, detach.signal);
-      if (detach.signal.aborted) {
-        display.stop();
-        stderr.write(`Detached. The batch keeps running. Reattach with: rgrid watch ${batchId}\n`);
-        return 130;
-      }
+      if (detach.signal.aborted) return reportDetached();
     }
     if (pending.length > 0 || running.size > 0) {
       await Promise.race([drained(), new Promise((resolve) => detach.signal.addEventListener("abort", resolve, { once: true }))]);
-      if (detach.signal.aborted) {
-        display.stop();
-        stderr.write(`Detached. The batch keeps running. Reattach with: rgrid watch ${batchId}\n`);
-        return 130;
-      }
+      if (detach.signal.aborted) return reportDetached();
     }
   } finally {
     display.stop();
@@ -205,10 +203,9 @@ export async function watchBatch(options: WatchBatchOptions): Promise<number> {
   }
 
   const scope = currentExecutions(views).filter((v) => inScope(v.id));
-  if (batch.total > views.filter((v) => v.retry_of === null).length) {
-    stderr.write(
-      `Note: only ${views.filter((v) => v.retry_of === null).length} of the batch's ${batch.total} executions were ever submitted.\n`,
-    );
+  const submitted = views.filter((v) => v.retry_of === null).length;
+  if (batch.total > submitted) {
+    stderr.write(`Note: only ${submitted} of the batch's ${batch.total} executions were ever submitted.\n`);
   }
   const counts = await summarize(api, stderr, scope, members);
   if (deferDownloads && !options.remoteOnly) await downloadFlat(api, scope, members, layout, tally);
