@@ -89,6 +89,15 @@ interface DownloadTally {
   errors: Array<{ id: string; input: string; message: string }>;
 }
 
+/** Downloads the files (paths relative to `root`) that are not already there, and counts them. */
+async function downloadMissing(api: ApiClient, files: readonly ArtifactView[], root: string, tally: DownloadTally): Promise<void> {
+  const todo: ArtifactView[] = [];
+  for (const file of files) if (!(await alreadyThere(path.join(root, ...file.path.split("/")), file))) todo.push(file);
+  const done = await downloadOutputs(api, todo, root);
+  tally.files += done.length;
+  tally.bytes += done.reduce((sum, f) => sum + f.size, 0);
+}
+
 export async function watchBatch(options: WatchBatchOptions): Promise<number> {
   const { api, ctx, batchId, layout } = options;
   const stderr = ctx.terminal.stderr;
@@ -138,11 +147,7 @@ export async function watchBatch(options: WatchBatchOptions): Promise<number> {
         }
         for (const file of placed) claimed.set(file.path, view.id);
       }
-      const todo: ArtifactView[] = [];
-      for (const file of placed) if (!(await alreadyThere(path.join(layout.root, ...file.path.split("/")), file))) todo.push(file);
-      const done = await downloadOutputs(api, todo, layout.root);
-      tally.files += done.length;
-      tally.bytes += done.reduce((sum, f) => sum + f.size, 0);
+      await downloadMissing(api, placed, layout.root, tally);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       tally.errors.push({ id: view.id, input: labelOf(view.id), message });
@@ -318,12 +323,10 @@ async function downloadFlat(
       "Add --flat-prefix to prefix each file with its input's name, or drop --flat to get a folder per input. The outputs stay remote until you fetch them.",
     );
   }
-  const todo: ArtifactView[] = [];
-  for (const { target, artifact } of files) {
-    const placed = { ...artifact, path: target };
-    if (!(await alreadyThere(path.join(layout.root, target), placed))) todo.push(placed);
-  }
-  const done = await downloadOutputs(api, todo, layout.root);
-  tally.files += done.length;
-  tally.bytes += done.reduce((sum, f) => sum + f.size, 0);
+  await downloadMissing(
+    api,
+    files.map(({ target, artifact }) => ({ ...artifact, path: target })),
+    layout.root,
+    tally,
+  );
 }
