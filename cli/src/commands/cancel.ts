@@ -1,4 +1,3 @@
-import { z } from "zod";
 import { isFinalStatus } from "../../../shared/src/index";
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
@@ -7,8 +6,6 @@ import { UserError } from "../errors";
 export interface CancelOptions {
   batch?: string | undefined;
 }
-
-const cancelledSchema = z.object({ cancelled: z.array(z.string()) });
 
 /**
  * `rgrid cancel ID` stops a queued or running execution; `rgrid cancel --batch BATCH` stops every
@@ -26,7 +23,7 @@ export async function cancel(executionId: string | undefined, options: CancelOpt
   const api = connect(ctx);
   const stderr = ctx.terminal.stderr;
   if (options.batch !== undefined) {
-    const { cancelled } = await api.request("POST", `/api/v1/batches/${encodeURIComponent(options.batch)}/cancel`, cancelledSchema);
+    const { cancelled } = await api.cancelBatch(options.batch);
     stderr.write(
       cancelled.length > 0
         ? `Cancelled ${cancelled.length} execution${cancelled.length === 1 ? "" : "s"} of batch ${options.batch}; running containers stop within seconds.\n`
