@@ -188,7 +188,7 @@ export class ApiClient {
     });
   }
 
-  // --- Executions (Step 2) ---------------------------------------------------------------------
+  // --- Executions ------------------------------------------------------------------------------
 
   /** `POST /api/v1/blobs/missing`: which of these blobs the server lacks, each with a signed upload URL. */
   missingBlobs(sha256: string[]): Promise<z.infer<typeof missingBlobsResponseSchema>> {
@@ -241,7 +241,7 @@ export class ApiClient {
     return (await this.request("GET", "/api/v1/workers/active", activeWorkersSchema)).active;
   }
 
-  // --- Batches (Step 3) ------------------------------------------------------------------------
+  // --- Batches ---------------------------------------------------------------------------------
 
   /** `POST /api/v1/batches`: a batch whose `parallel` cap the account's scheduler enforces, even after the CLI detaches. */
   async createBatch(body: { parallel: number; total: number }): Promise<string> {
