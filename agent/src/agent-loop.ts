@@ -113,6 +113,11 @@ export class AgentLoop {
     return [...this.running.values()].map((r) => ({ execution_id: r.task.execution_id, attempt: r.task.attempt }));
   }
 
+  /** Attempts whose script is being prepared or runs; those only reporting do not take a slot. */
+  private busySlots(): number {
+    return [...this.running.values()].filter((r) => r.holdsSlot).length;
+  }
+
   get runningCount(): number {
     return this.running.size;
   }
@@ -122,8 +127,7 @@ export class AgentLoop {
     while (!this.stopping && this.fatal === null) {
       // A slot frees when its script is done: the next task downloads and starts while the last one
       // uploads and reports. Attempts still reporting are capped at another `slots`.
-      const holding = [...this.running.values()].filter((r) => r.holdsSlot).length;
-      const free = Math.min(this.slots - holding, 2 * this.slots - this.running.size);
+      const free = Math.min(this.slots - this.busySlots(), 2 * this.slots - this.running.size);
       if (free <= 0) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -157,10 +161,10 @@ export class AgentLoop {
     const key = `${task.execution_id}#${task.attempt}`;
     if (this.running.has(key)) return;
     const abort = new AbortController();
-    const holding = [...this.running.values()].filter((r) => r.holdsSlot).length + 1;
-    const finishing = this.running.size + 1 - holding;
+    const busy = this.busySlots() + 1;
+    const finishing = this.running.size + 1 - busy;
     agentLog(
-      `attempt ${task.execution_id}-${task.attempt} leased (${holding}/${this.slots} slots busy${finishing > 0 ? `, ${finishing} finishing` : ""})`,
+      `attempt ${task.execution_id}-${task.attempt} leased (${busy}/${this.slots} slots busy${finishing > 0 ? `, ${finishing} finishing` : ""})`,
     );
     const entry: Running = { task, abort, done: Promise.resolve(), holdsSlot: true };
     const onScriptDone = () => {
