@@ -118,10 +118,6 @@ export class AgentLoop {
     return [...this.running.values()].filter((r) => r.holdsSlot).length;
   }
 
-  get runningCount(): number {
-    return this.running.size;
-  }
-
   private async leaseLoop(): Promise<void> {
     let backoff = 1000;
     while (!this.stopping && this.fatal === null) {
