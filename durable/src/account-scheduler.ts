@@ -4,7 +4,6 @@ import type { LogLine } from "../../shared/src/executions";
 import { isFinalStatus, type ExecutionStatus } from "../../shared/src/lifecycle";
 import type { LogStreamStatus } from "../../shared/src/log-stream";
 import type { Env } from "../../worker/src/env";
-import { storageKeys } from "../../worker/src/signed-urls";
 import { D1Mirror } from "./d1-mirror";
 import { D1Outbox } from "./d1-outbox";
 import { LeaseWaiters } from "./lease-waiters";
@@ -495,16 +494,7 @@ export class AccountScheduler extends DurableObject<Env> {
     const payload = JSON.parse(row.payload) as TaskPayload;
     this.ctx.storage.transactionSync(() => {
       this.sql.exec("UPDATE tasks SET state = ?, lease_expires_at = NULL WHERE execution_id = ?", result.status, row.execution_id);
-      this.outbox.add(
-        this.mirror().finished(
-          row.execution_id,
-          row.attempt,
-          result,
-          payload.cpus,
-          (path) => storageKeys.output(row.execution_id, row.attempt, path),
-          now,
-        ),
-      );
+      this.outbox.add(this.mirror().finished(row.execution_id, row.attempt, result, payload.cpus, now));
     });
     this.endStream(row.execution_id, result.status);
   }

@@ -1,5 +1,6 @@
 import type { CompleteRequest } from "../../shared/src/agent-protocol";
 import type { EventType } from "../../shared/src/lifecycle";
+import { storageKeys } from "../../worker/src/signed-urls";
 import { chunkRows } from "./sql-chunks";
 import { MAX_RETRIES, MICROS_PER_CPU_SECOND } from "./task-record";
 
@@ -127,7 +128,6 @@ export class D1Mirror {
     attempt: number,
     result: Pick<CompleteRequest, "status" | "exit_code" | "duration_ms" | "error_message" | "outputs">,
     cpus: number,
-    outputKeys: (path: string) => string,
     at: number,
   ): MirrorStatement[] {
     const cost = Math.ceil(((result.duration_ms ?? 0) / 1000) * cpus * MICROS_PER_CPU_SECOND);
@@ -160,7 +160,7 @@ export class D1Mirror {
             file.size_bytes,
             file.sha256,
             file.content_type,
-            outputKeys(file.path),
+            storageKeys.output(executionId, attempt, file.path),
             at,
           ),
       );
