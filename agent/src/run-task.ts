@@ -56,7 +56,7 @@ export async function runTask(
   hooks: TaskHooks = {},
 ): Promise<void> {
   const id = task.execution_id;
-  const label = `${id}-${task.attempt}`;
+  const label = attemptLabel(task);
   const stale = new AbortController();
   const abort = AbortSignal.any([signal, stale.signal]);
   const logs = new LogShipper({
@@ -197,7 +197,7 @@ async function execute(
     memoryMb: task.memory_mb,
     cpus: task.cpus,
     network: task.network,
-    label: `${task.execution_id}-${task.attempt}`,
+    label: attemptLabel(task),
     maxLineBytes: settings.logMaxLineBytes,
     onLine: (stream, text) => logs.push(stream, text),
     signal,
