@@ -55,15 +55,18 @@ export const MAX_ATTEMPTS = 3;
 export const MAX_RETRIES = MAX_ATTEMPTS - 1;
 
 /**
- * The lease length: `RGRID_LEASE_MS` (a Worker var, so fault tests can shorten it) or 30 s. Below
- * 3 s a 5 s heartbeat could never keep a lease alive, so smaller values are refused.
+ * The lease length: `RGRID_LEASE_MS` (a Worker var, so fault tests can shorten it) or 30 s. Agents
+ * heartbeat every 5 s; a lease must outlast two heartbeats so one lost heartbeat does not lapse a
+ * healthy attempt, so values under 10 s are refused.
  */
+const MIN_LEASE_MS = 10_000;
+
 export function leaseMsFrom(value: string | undefined): number {
   if (value === undefined || value === "") return LEASE_MS;
   const ms = Number(value);
-  if (!Number.isInteger(ms) || ms < 3000) {
+  if (!Number.isInteger(ms) || ms < MIN_LEASE_MS) {
     throw new Error(
-      `RGRID_LEASE_MS must be a whole number of milliseconds, at least 3000 (got "${value}"); unset it for the 30 s default.`,
+      `RGRID_LEASE_MS must be a whole number of milliseconds, at least ${MIN_LEASE_MS} (got "${value}"); unset it for the 30 s default.`,
     );
   }
   return ms;

@@ -7,11 +7,10 @@ import { buildExecutionRequest, planFiles, resolveRunSettings, type RunOptions }
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
 import { UserError } from "../errors";
-import { sha256File } from "../hashing";
 import { formatBytes, formatDuration } from "../human-format";
 import { mapConcurrent } from "../map-concurrent";
 import { planRun, type LocalFile, type RunPlan } from "../run/plan";
-import { uploadMissing, type HashedFile } from "../run/upload";
+import { hashFiles, uploadMissing, type HashedFile } from "../run/upload";
 import { argsForInput, expandBatchInputs, INPUT_PLACEHOLDER } from "./expand-inputs";
 import type { OutputLayout } from "./output-folders";
 import { watchBatch } from "./watch-batch";
@@ -36,8 +35,6 @@ export interface BatchOptions {
 export type RunBatchOptions = RunOptions & BatchOptions;
 
 const DEFAULT_PARALLEL = 10;
-/** Files hashed at once. */
-const HASH_CONCURRENCY = 8;
 /** `/blobs/missing` takes at most this many hashes per call. */
 const MISSING_BLOBS_PER_CALL = 1000;
 /** Chunk requests in flight at once. */
@@ -110,14 +107,11 @@ function fileExists(file: string): boolean {
   }
 }
 
-/** Hashes each distinct file once, HASH_CONCURRENCY at a time. */
+/** Hashes each distinct file once (a script shared by every input is hashed one time). */
 async function hashDistinct(plans: readonly RunPlan[]): Promise<Map<string, HashedFile>> {
   const distinct = new Map<string, LocalFile>();
   for (const plan of plans) for (const file of planFiles(plan)) distinct.set(file.localPath, file);
-  const hashed = await mapConcurrent([...distinct.values()], HASH_CONCURRENCY, async (file) => ({
-    ...file,
-    sha256: await sha256File(file.localPath),
-  }));
+  const hashed = await hashFiles([...distinct.values()]);
   return new Map(hashed.map((f) => [f.localPath, f]));
 }
 
