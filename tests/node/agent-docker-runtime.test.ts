@@ -133,7 +133,8 @@ describe.each([
   it("fails an image that is absent and cannot be pulled as transient, with how to fix it", async () => {
     const logs: string[] = [];
     const r = await runtime.prepare({
-      image: "rgrid/does-not-exist:1",
+      // A registry on a closed loopback port: the pull fails at once and no traffic leaves the machine.
+      image: "127.0.0.1:9/rgrid/does-not-exist:1",
       requirements: null,
       pipIndexUrl: undefined,
       log: (t) => logs.push(t),
@@ -143,7 +144,7 @@ describe.each([
     if (r.ok) return;
     expect(r.transient).toBe(true);
     expect(r.message).toMatch(
-      /^Image "rgrid\/does-not-exist:1" not found locally and could not be pulled: .+; build it with infra\/build-runtimes\.sh or pass an image that exists$/,
+      /^Image "127\.0\.0\.1:9\/rgrid\/does-not-exist:1" not found locally and could not be pulled: .+; build it with infra\/build-runtimes\.sh or pass an image that exists$/,
     );
   });
 

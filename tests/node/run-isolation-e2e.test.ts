@@ -127,8 +127,9 @@ describe("isolation", () => {
 
   it("fails an execution whose image is neither present nor pullable, naming the image", async () => {
     const cwd = project({ "hello.py": "print('hi')\n" });
-    const result = await rgrid(cwd, ["run", "--image", "rgrid/does-not-exist:1", "hello.py"]);
+    // A registry on a closed loopback port: the pull fails at once and no traffic leaves the machine.
+    const result = await rgrid(cwd, ["run", "--image", "127.0.0.1:9/rgrid/does-not-exist:1", "hello.py"]);
     expect(result.code, debug(result)).not.toBe(0);
-    expect(result.stderr).toContain("rgrid/does-not-exist:1");
+    expect(result.stderr).toContain("127.0.0.1:9/rgrid/does-not-exist:1");
   });
 });
