@@ -189,10 +189,16 @@ export class AccountScheduler extends DurableObject<Env> {
       )) {
         running.set(row.batch_id, row.n);
       }
-      const caps = new Map<string, number>();
-      for (const row of this.sql.exec<{ batch_id: string; parallel: number }>("SELECT batch_id, parallel FROM batches")) {
-        caps.set(row.batch_id, row.parallel);
-      }
+      // Caps are looked up only for batches met in the queue: the batches table grows with the
+      // account's history, and this runs on every lease.
+      const caps = new Map<string, number | undefined>();
+      const capOf = (batchId: string): number | undefined => {
+        if (!caps.has(batchId)) {
+          const row = this.sql.exec<{ parallel: number }>("SELECT parallel FROM batches WHERE batch_id = ?", batchId).toArray()[0];
+          caps.set(batchId, row?.parallel);
+        }
+        return caps.get(batchId);
+      };
       const now = Date.now();
       const leased: LeasedTask[] = [];
       // Scan in queue order, a page at a time (never the whole queue); a batch at its cap is
@@ -205,7 +211,7 @@ export class AccountScheduler extends DurableObject<Env> {
         for (const row of rows) {
           if (leased.length >= freeSlots) break;
           if (row.batch_id) {
-            const cap = caps.get(row.batch_id);
+            const cap = capOf(row.batch_id);
             const active = running.get(row.batch_id) ?? 0;
             if (cap !== undefined && active >= cap) continue;
             running.set(row.batch_id, active + 1);
