@@ -10,6 +10,7 @@ import { newId } from "./ids";
 import { schedulerFor } from "./scheduler-stub";
 import { storageKeys } from "./signed-urls";
 import { toExecutionView } from "./execution-view";
+import { chunkRows } from "../../durable/src/sql-chunks";
 
 async function assertBlobsPresent(env: Env, accountId: string, requests: CreateExecutionInput[]): Promise<void> {
   const hashes = new Set<string>();
@@ -39,11 +40,12 @@ type ExecutionRow = typeof executions.$inferSelect;
 /** The account's executions with these idempotency keys, in chunks under D1's bound-parameter cap. */
 async function executionsByIdempotencyKey(db: DrizzleD1Database, accountId: string, keys: string[]): Promise<Map<string, ExecutionRow>> {
   const found = new Map<string, ExecutionRow>();
-  for (let i = 0; i < keys.length; i += 90) {
+  // One parameter per key plus the account id.
+  for (const chunk of chunkRows(keys, 1, 1)) {
     const rows = await db
       .select()
       .from(executions)
-      .where(and(eq(executions.accountId, accountId), inArray(executions.idempotencyKey, keys.slice(i, i + 90))));
+      .where(and(eq(executions.accountId, accountId), inArray(executions.idempotencyKey, chunk)));
     for (const row of rows) found.set(row.idempotencyKey, row);
   }
   return found;
