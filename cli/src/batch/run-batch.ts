@@ -7,10 +7,10 @@ import { buildExecutionRequest, planFiles, resolveRunSettings, type RunOptions }
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
 import { UserError } from "../errors";
-import { formatBytes, formatDuration } from "../human-format";
+import { formatDuration } from "../human-format";
 import { mapConcurrent } from "../map-concurrent";
 import { planRun, type LocalFile, type RunPlan } from "../run/plan";
-import { hashFiles, uploadMissing, type HashedFile } from "../run/upload";
+import { hashFiles, reportUpload, uploadMissing, type HashedFile } from "../run/upload";
 import { argsForInput, expandBatchInputs, INPUT_PLACEHOLDER } from "./expand-inputs";
 import type { OutputLayout } from "./output-folders";
 import { watchBatch } from "./watch-batch";
@@ -57,6 +57,31 @@ export function layoutFrom(options: Pick<BatchOptions, "outputDir" | "flat" | "f
   const root = path.resolve(cwd, options.outputDir ?? "outputs");
   if (options.flat || options.flatPrefix) return { kind: "flat", root, prefix: options.flatPrefix === true };
   return { kind: "folders", root };
+}
+
+/** The flags that decide how a watched batch lands on disk and how it exits. */
+export type BatchWatchFlags = Pick<BatchOptions, "outputDir" | "flat" | "flatPrefix" | "strict"> & { remoteOnly?: boolean | undefined };
+
+/**
+ * Watches a batch as `run --batch`, `watch` and `retry --batch` all do: progress, downloads into
+ * the layout the flags choose, then the summary. `only` narrows it to some executions (a retry).
+ */
+export function watchBatchWithFlags(
+  api: ApiClient,
+  ctx: CommandContext,
+  batchId: string,
+  flags: BatchWatchFlags,
+  only?: ReadonlySet<string>,
+): Promise<number> {
+  return watchBatch({
+    api,
+    ctx,
+    batchId,
+    layout: layoutFrom(flags, ctx.cwd),
+    remoteOnly: flags.remoteOnly === true,
+    strict: flags.strict === true,
+    ...(only ? { only } : {}),
+  });
 }
 
 /** Refuses batch-only options on a single run, where they would silently do nothing. */
@@ -138,7 +163,6 @@ export async function submitChunks(api: ApiClient, batchId: string, requests: re
 export async function runBatch(script: string, args: readonly string[], options: RunBatchOptions, ctx: CommandContext): Promise<number> {
   const settings = resolveRunSettings(options, ctx);
   const parallel = options.parallel !== undefined ? parseParallel(options.parallel) : (settings.configParallel ?? DEFAULT_PARALLEL);
-  const layout = layoutFrom(options, ctx.cwd);
   const inputs = expandBatchInputs(ctx.cwd, options.batch ?? []);
   refuseShellExpanded(ctx.cwd, args, inputs);
   const stderr = ctx.terminal.stderr;
@@ -151,8 +175,7 @@ export async function runBatch(script: string, args: readonly string[], options:
   const hashed = await hashDistinct(plans);
   const api = connect(ctx);
   const uploaded = await uploadAll(api, [...hashed.values()]);
-  if (uploaded.files > 0)
-    stderr.write(`Uploaded ${uploaded.files} file${uploaded.files === 1 ? "" : "s"} (${formatBytes(uploaded.bytes)}).\n`);
+  reportUpload(uploaded, stderr);
 
   const batchId = await api.createBatch({ parallel, total: plans.length });
   const lookup = (file: LocalFile) => {
@@ -164,5 +187,5 @@ export async function runBatch(script: string, args: readonly string[], options:
   const count = await submitChunks(api, batchId, requests);
   stderr.write(`Submitted ${count} executions as ${batchId} in ${formatDuration(Date.now() - started)}.\n`);
 
-  return watchBatch({ api, ctx, batchId, layout, remoteOnly: options.remoteOnly === true, strict: options.strict === true });
+  return watchBatchWithFlags(api, ctx, batchId, options);
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { batchMembers, currentExecutions } from "../batch/batch-members";
-import { layoutFrom, type BatchOptions } from "../batch/run-batch";
-import { watchBatch } from "../batch/watch-batch";
+import { layoutFrom, watchBatchWithFlags, type BatchOptions } from "../batch/run-batch";
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
 import { deliverOutputs } from "../download-outputs";
@@ -84,13 +83,5 @@ async function retryFailed(batchId: string, options: RetryOptions, ctx: CommandC
   }
   stderr.write(`Retrying ${failed.length} failed execution${failed.length === 1 ? "" : "s"} of ${batchId}\n`);
   const retries = await mapConcurrent(failed, RETRY_CONCURRENCY, (v) => api.retryExecution(v.id, randomUUID()));
-  return watchBatch({
-    api,
-    ctx,
-    batchId,
-    layout: layoutFrom(options, ctx.cwd),
-    remoteOnly: options.remoteOnly === true,
-    strict: options.strict === true,
-    only: new Set(retries.map((r) => r.id)),
-  });
+  return watchBatchWithFlags(api, ctx, batchId, options, new Set(retries.map((r) => r.id)));
 }

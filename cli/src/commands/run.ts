@@ -14,12 +14,11 @@ import { deliverOutputs } from "../download-outputs";
 import { UserError } from "../errors";
 import { exitCodeFor, explainFailure, formatExplanation } from "../explain-failure";
 import { followLogs } from "../follow-logs";
-import { formatBytes } from "../human-format";
 import { LogPrinter } from "../log-printer";
 import { loadProjectConfig } from "../project-config";
 import { parseCpus, parseEnv, parseMemory, parseMetadata, parseNetwork, parseRuntime, parseTimeout } from "../run/options";
 import { planRun, type LocalFile, type RunPlan } from "../run/plan";
-import { hashFiles, uploadMissing, type HashedFile } from "../run/upload";
+import { hashFiles, reportUpload, uploadMissing, type HashedFile } from "../run/upload";
 
 export interface RunOptions {
   runtime?: string | undefined;
@@ -236,8 +235,7 @@ export async function run(script: string, args: readonly string[], options: RunO
   const stderr = ctx.terminal.stderr;
 
   const uploaded = await uploadMissing(api, files);
-  if (uploaded.files > 0)
-    stderr.write(`Uploaded ${uploaded.files} file${uploaded.files === 1 ? "" : "s"} (${formatBytes(uploaded.bytes)}).\n`);
+  reportUpload(uploaded, stderr);
   const created = await api.createExecution(request);
   stderr.write(`Execution started: ${created.id}\n`);
 

@@ -1,5 +1,4 @@
-import { layoutFrom, type BatchOptions } from "../batch/run-batch";
-import { watchBatch } from "../batch/watch-batch";
+import { watchBatchWithFlags, type BatchOptions } from "../batch/run-batch";
 import { connect } from "../connect";
 import type { CommandContext } from "../context";
 import { UserError } from "../errors";
@@ -22,12 +21,5 @@ export async function watch(batchId: string, options: WatchOptions, ctx: Command
     );
   }
   const api = connect(ctx);
-  return watchBatch({
-    api,
-    ctx,
-    batchId,
-    layout: layoutFrom(options, ctx.cwd),
-    remoteOnly: options.remoteOnly === true,
-    strict: options.strict === true,
-  });
+  return watchBatchWithFlags(api, ctx, batchId, options);
 }

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import type { ApiClient } from "../api-client";
 import { UserError } from "../errors";
 import { sha256File } from "../hashing";
+import { formatBytes } from "../human-format";
 import { mapConcurrent } from "../map-concurrent";
 import type { LocalFile } from "./plan";
 
@@ -49,4 +50,9 @@ export async function uploadMissing(api: ApiClient, files: readonly HashedFile[]
     bytes += size;
   });
   return { files: missing.length, bytes };
+}
+
+/** The one line both `run` and `run --batch` print after uploading, or nothing when all was there. */
+export function reportUpload(summary: UploadSummary, stderr: { write(text: string): unknown }): void {
+  if (summary.files > 0) stderr.write(`Uploaded ${summary.files} file${summary.files === 1 ? "" : "s"} (${formatBytes(summary.bytes)}).\n`);
 }
