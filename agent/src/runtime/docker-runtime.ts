@@ -2,10 +2,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { chown, chmod, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import Docker from "dockerode";
 import { agentLog, describeError } from "../log";
-import { LineSplitter } from "./line-splitter";
+import { KillSwitch, pipeScriptOutput } from "./container-output";
 import type {
   ContainerRuntime,
   OutputStream,
@@ -338,10 +337,6 @@ export class DockerRuntime implements ContainerRuntime {
   private async runInWarm(spec: RunSpec, warm: WarmContainer): Promise<RunResult | null> {
     const container = warm.container;
     if (!container) return null;
-    const splitters = {
-      stdout: new LineSplitter(spec.maxLineBytes, (t) => spec.onLine("stdout", t)),
-      stderr: new LineSplitter(spec.maxLineBytes, (t) => spec.onLine("stderr", t)),
-    };
     let exec: Docker.Exec;
     let stream: NodeJS.ReadWriteStream;
     let started = 0;
@@ -363,23 +358,9 @@ export class DockerRuntime implements ContainerRuntime {
       await warm.kill();
       return null;
     }
-    const ended = new Promise<void>((resolve) => {
-      stream.on("end", resolve);
-      stream.on("close", resolve);
-      stream.on("error", resolve);
-    });
-    this.docker.modem.demuxStream(stream, lineSink(splitters.stdout), lineSink(splitters.stderr));
-
-    let killedBy: "timeout" | "abort" | null = null;
-    const kill = (why: "timeout" | "abort") => {
-      if (killedBy) return;
-      killedBy = why;
-      void warm.kill();
-    };
-    const onAbort = () => kill("abort");
-    spec.signal?.addEventListener("abort", onAbort);
-    if (spec.signal?.aborted) kill("abort");
-    const timer = setTimeout(() => kill("timeout"), spec.timeoutSeconds * 1000);
+    const output = pipeScriptOutput(this.docker.modem, stream, spec.maxLineBytes, spec.onLine);
+    const killSwitch = new KillSwitch(() => void warm.kill(), spec.signal);
+    killSwitch.armTimeout(spec.timeoutSeconds * 1000);
     let exitCode: number | null = null;
     let durationMs = 0;
     try {
@@ -395,20 +376,18 @@ export class DockerRuntime implements ContainerRuntime {
         };
         poll = setTimeout(check, 200);
       });
-      await Promise.race([ended, exited]);
+      await Promise.race([output.ended, exited]);
       clearTimeout(poll);
       durationMs = Date.now() - started;
-      clearTimeout(timer);
-      if (!killedBy) exitCode = await execExitCode(exec).catch(() => null);
+      killSwitch.stopClock();
+      if (!killSwitch.killedBy) exitCode = await execExitCode(exec).catch(() => null);
       // No process of the task may outlive its script: outputs are then read from a quiet /work.
       await warm.settle();
-      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000).unref())]);
-      splitters.stdout.end();
-      splitters.stderr.end();
+      await output.drain();
     } finally {
-      clearTimeout(timer);
-      spec.signal?.removeEventListener("abort", onAbort);
+      killSwitch.dispose();
     }
+    const killedBy = killSwitch.killedBy;
     if (killedBy === "abort") return { outcome: { kind: "aborted" }, durationMs };
     if (killedBy === "timeout") return { outcome: { kind: "timed_out" }, durationMs };
     const code = exitCode ?? -1;
@@ -432,10 +411,6 @@ export class DockerRuntime implements ContainerRuntime {
     onLine: (stream: OutputStream, text: string) => void,
     signal: AbortSignal | undefined,
   ): Promise<{ exitCode: number | null; durationMs: number; killedBy: "timeout" | "abort" | null; startError?: string }> {
-    const splitters = {
-      stdout: new LineSplitter(maxLineBytes, (t) => onLine("stdout", t)),
-      stderr: new LineSplitter(maxLineBytes, (t) => onLine("stderr", t)),
-    };
     let attached: NodeJS.ReadWriteStream;
     try {
       attached = await container.attach({ stream: true, stdout: true, stderr: true });
@@ -443,29 +418,16 @@ export class DockerRuntime implements ContainerRuntime {
       agentLog(`container attach failed for ${container.id.slice(0, 12)}: ${describeError(err)}`);
       return { exitCode: null, durationMs: 0, killedBy: null, startError: `Could not attach to the container: ${describeError(err)}` };
     }
-    const ended = new Promise<void>((resolve) => {
-      attached.on("end", resolve);
-      attached.on("close", resolve);
-      attached.on("error", resolve);
-    });
-    this.docker.modem.demuxStream(attached, lineSink(splitters.stdout), lineSink(splitters.stderr));
-
-    let killedBy: "timeout" | "abort" | null = null;
-    const kill = (why: "timeout" | "abort") => {
-      if (killedBy) return;
-      killedBy = why;
+    const output = pipeScriptOutput(this.docker.modem, attached, maxLineBytes, onLine);
+    const killSwitch = new KillSwitch(() => {
       container.kill().catch((err: unknown) => {
         // 409: already stopped, which is what we wanted.
         if (statusCodeOf(err) !== 409) agentLog(`container kill failed for ${container.id.slice(0, 12)}: ${describeError(err)}`);
       });
-    };
-    if (signal?.aborted) kill("abort");
-    const onAbort = () => kill("abort");
-    signal?.addEventListener("abort", onAbort);
+    }, signal);
     const started = Date.now();
-    let timer: NodeJS.Timeout | undefined;
     try {
-      if (!killedBy) {
+      if (!killSwitch.killedBy) {
         try {
           await container.start();
         } catch (err) {
@@ -473,7 +435,7 @@ export class DockerRuntime implements ContainerRuntime {
           return { exitCode: null, durationMs: 0, killedBy: null, startError: `Could not start the container: ${describeError(err)}` };
         }
       }
-      timer = setTimeout(() => kill("timeout"), timeoutMs);
+      killSwitch.armTimeout(timeoutMs);
       let exitCode: number | null = null;
       try {
         const waited = (await container.wait()) as { StatusCode?: number };
@@ -483,13 +445,10 @@ export class DockerRuntime implements ContainerRuntime {
       }
       const durationMs = Date.now() - started;
       // The attach stream ends just after the exit; give it a moment so the last lines are not lost.
-      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000).unref())]);
-      splitters.stdout.end();
-      splitters.stderr.end();
-      return { exitCode, durationMs, killedBy };
+      await output.drain();
+      return { exitCode, durationMs, killedBy: killSwitch.killedBy };
     } finally {
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      killSwitch.dispose();
     }
   }
 
@@ -558,14 +517,6 @@ export class DockerRuntime implements ContainerRuntime {
 }
 
 /** A writable that feeds demultiplexed bytes into a line splitter. */
-function lineSink(s: LineSplitter): Writable {
-  return new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      s.push(chunk);
-      cb();
-    },
-  });
-}
 
 /** True when a process with this pid exists on this host (EPERM: it exists but is not ours). */
 function processAlive(pid: number): boolean {
