@@ -1,4 +1,4 @@
-import type { ExecutionStatus, LogLine, LogPage, LogStreamStatus } from "../../shared/src/index";
+import { MAX_AUTO_RETRIES, type ExecutionStatus, type LogLine, type LogPage, type LogStreamStatus } from "../../shared/src/index";
 import type { ApiClient } from "./api-client";
 import { streamLogs } from "./log-stream-client";
 import { abortableSleep } from "../../shared/src/abortable-sleep";
@@ -107,7 +107,7 @@ async function pollLogs(
     if (signal?.aborted) return { kind: "detached", lastSeq: lastSeq() };
     // The server is gap-free and ordered; `deliver` drops anything already seen.
     for (const line of page.lines) deliver(line);
-    if (page.retries !== undefined) retries.update(page.retries, 2, undefined);
+    if (page.retries !== undefined) retries.update(page.retries, MAX_AUTO_RETRIES, undefined);
     options.onStatus?.(page.status);
     if (page.complete) return { kind: "complete", status: page.status, lastSeq: lastSeq(), droppedLines: page.dropped_lines };
     // A full page means more is waiting: fetch it at once.

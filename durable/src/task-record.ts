@@ -1,4 +1,5 @@
 import type { CreateExecutionInput } from "../../shared/src/executions";
+import { MAX_AUTO_RETRIES } from "../../shared/src/lifecycle";
 
 /** What the scheduler keeps per execution to hand to an agent (env values included: D1 never sees them). */
 export interface TaskPayload {
@@ -49,10 +50,10 @@ export interface TaskRow {
 
 /** A lease lives this long unless the agent's heartbeat (every ~5 s) extends it. */
 export const LEASE_MS = 30_000;
-/** The first attempt plus at most two automatic retries (worker lost, image pull, setup failure). */
-export const MAX_ATTEMPTS = 3;
-/** Automatic retries per execution; an attempt an agent hands back on shutdown is not one. */
-export const MAX_RETRIES = MAX_ATTEMPTS - 1;
+/** Automatic retries per execution (shared with the CLI, which shows "Auto-retry 1/2"). */
+export const MAX_RETRIES = MAX_AUTO_RETRIES;
+/** The first attempt plus the automatic retries. */
+export const MAX_ATTEMPTS = MAX_RETRIES + 1;
 
 /**
  * The lease length: `RGRID_LEASE_MS` (a Worker var, so fault tests can shorten it) or 30 s. Agents

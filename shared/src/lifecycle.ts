@@ -26,3 +26,9 @@ export const eventTypes = [
   "worker_registered",
 ] as const;
 export type EventType = (typeof eventTypes)[number];
+
+/**
+ * Automatic retries per execution (worker lost, image pull, setup failure): the first attempt plus
+ * at most this many. A script's own failure is never retried; an attempt handed back on shutdown is not one.
+ */
+export const MAX_AUTO_RETRIES = 2;
